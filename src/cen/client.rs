@@ -1,0 +1,1 @@
+//! The CEN API client (see issue 2).

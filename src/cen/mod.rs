@@ -1,0 +1,18 @@
+//! The Mastercard Commercial Event Notifications API: what goes over the wire and how.
+//!
+//! - [`oauth`] signs requests the way Mastercard's gateway expects (OAuth 1.0a, RSA-SHA256,
+//!   body hash), and [`keys`] loads the signing key from PKCS#12 or PEM;
+//! - [`client`] calls `GET /notifications` and turns every answer into a page or a typed error;
+//! - [`notification`] is the envelope every notification arrives in (push or pull), and
+//!   [`id`] the stable id that makes a push copy and a pull copy one notification;
+//! - [`content`] holds typed structs for the seven subjects' content.
+
+pub mod client;
+pub mod content;
+pub mod id;
+pub mod keys;
+pub mod notification;
+pub mod oauth;
+
+/// How long Mastercard keeps a notification pollable (SPEC 10: "subject to change").
+pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);

@@ -1,0 +1,248 @@
+//! The notification envelope, as it arrives by push (a bare array) or by pull (inside the
+//! `NotificationsWrapper`).
+//!
+//! The pipeline carries each notification as its original JSON text (whitespace removed), so
+//! every field Mastercard sends — documented or not — reaches the sinks unchanged. Only the
+//! members the pipeline routes and deduplicates on are parsed here; typed views of the
+//! content live in [`super::content`].
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::id::{IdError, notification_id};
+
+/// One notification, checked and identified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// SPEC 3: SHA-256 of the canonical JSON without `pushStatus`.
+    pub id: String,
+    /// `subject`, e.g. `CLEARING`; unknown subjects are kept, never dropped.
+    pub subject: String,
+    /// `subscriptionName`, when present.
+    pub subscription_name: Option<String>,
+    /// `pushStatus`, when present (differs between the push and the pull copy).
+    pub push_status: Option<String>,
+    /// `createdTimestamp`, parsed.
+    pub created: DateTime<Utc>,
+    /// `createdTimestamp` exactly as sent.
+    pub created_raw: String,
+    /// The whole object as received, with insignificant whitespace removed.
+    pub json: String,
+}
+
+/// Why an item is not an acceptable notification. Messages name the member so the sender
+/// (or the operator reading the log) can see what was wrong.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum NotificationError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("a notification must be a JSON object")]
+    NotAnObject,
+    #[error("member `{0}` is missing or not a string")]
+    MissingString(&'static str),
+    #[error("member `content` is missing or null")]
+    MissingContent,
+    #[error("`createdTimestamp` {0:?} is not an RFC 3339 time")]
+    BadTimestamp(String),
+    #[error("{0}")]
+    Id(String),
+}
+
+impl From<IdError> for NotificationError {
+    fn from(e: IdError) -> Self {
+        NotificationError::Id(e.to_string())
+    }
+}
+
+impl Notification {
+    /// Checks one notification object given as JSON text and computes its id.
+    pub fn from_json(text: &str) -> Result<Self, NotificationError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| NotificationError::Json(e.to_string()))?;
+        Self::from_value(&value, compact_json(text))
+    }
+
+    /// Checks an already-parsed notification; `json` is its text (kept as the record).
+    pub fn from_value(value: &Value, json: String) -> Result<Self, NotificationError> {
+        let Value::Object(map) = value else {
+            return Err(NotificationError::NotAnObject);
+        };
+        let string = |key: &'static str| -> Result<String, NotificationError> {
+            match map.get(key) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                _ => Err(NotificationError::MissingString(key)),
+            }
+        };
+        let optional = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
+        let subject = string("subject")?;
+        let created_raw = string("createdTimestamp")?;
+        let created = parse_timestamp(&created_raw)
+            .ok_or_else(|| NotificationError::BadTimestamp(created_raw.clone()))?;
+        if map.get("content").is_none_or(Value::is_null) {
+            return Err(NotificationError::MissingContent);
+        }
+        Ok(Notification {
+            id: notification_id(value)?,
+            subject,
+            subscription_name: optional("subscriptionName"),
+            push_status: optional("pushStatus"),
+            created,
+            created_raw,
+            json,
+        })
+    }
+
+    /// The notification object as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("stored notification JSON was validated")
+    }
+}
+
+/// Parses a CEN timestamp. The API writes `2024-05-30T10:43:59.640Z`; any RFC 3339 offset is
+/// accepted and converted to UTC.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Formats a time the way the API does: UTC, milliseconds, `Z`.
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A push body: a JSON array of notification objects, or a single object (SPEC 7).
+/// All or nothing: the first bad item rejects the batch, naming its position.
+pub fn parse_push_body(
+    body: &[u8],
+) -> Result<Vec<Notification>, (Option<usize>, NotificationError)> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| (None, NotificationError::Json("body is not UTF-8".into())))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(text)
+            .map_err(|e| (None, NotificationError::Json(e.to_string())))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Notification::from_json(raw.get()).map_err(|e| (Some(i), e)))
+            .collect()
+    } else {
+        Notification::from_json(text)
+            .map(|n| vec![n])
+            .map_err(|e| (None, e))
+    }
+}
+
+/// The `GET /notifications` response wrapper. Numbers are lenient (the published examples
+/// sometimes write them as strings).
+#[derive(Debug, Deserialize)]
+pub struct RawPage<'a> {
+    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    pub count: Option<u64>,
+    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    pub offset: Option<u64>,
+    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    pub limit: Option<u64>,
+    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    pub total: Option<u64>,
+    #[serde(borrow, default)]
+    pub notifications: Option<Vec<&'a RawValue>>,
+}
+
+/// Removes the whitespace between JSON tokens, leaving strings, numbers and member order
+/// exactly as sent. The input must be valid JSON; it is not re-checked.
+pub fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = r#"{ "subject": "CLEARING", "subscriptionName": "ops", "pushStatus": "DELIVERED",
+        "createdTimestamp": "2026-11-22T10:00:00.640Z", "content": { "note": "a \" b  c", "n": 1.50 } }"#;
+
+    #[test]
+    fn parses_and_keeps_the_text_compact_and_exact() {
+        let n = Notification::from_json(ONE).unwrap();
+        assert_eq!(n.subject, "CLEARING");
+        assert_eq!(n.subscription_name.as_deref(), Some("ops"));
+        assert_eq!(n.push_status.as_deref(), Some("DELIVERED"));
+        assert_eq!(format_timestamp(n.created), "2026-11-22T10:00:00.640Z");
+        assert_eq!(
+            n.json,
+            r#"{"subject":"CLEARING","subscriptionName":"ops","pushStatus":"DELIVERED","createdTimestamp":"2026-11-22T10:00:00.640Z","content":{"note":"a \" b  c","n":1.50}}"#
+        );
+    }
+
+    #[test]
+    fn refuses_items_without_required_members() {
+        let cases = [
+            (
+                r#"{"createdTimestamp":"2026-11-22T10:00:00Z","content":{}}"#,
+                NotificationError::MissingString("subject"),
+            ),
+            (
+                r#"{"subject":"X","content":{}}"#,
+                NotificationError::MissingString("createdTimestamp"),
+            ),
+            (
+                r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00Z"}"#,
+                NotificationError::MissingContent,
+            ),
+            (
+                r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00Z","content":null}"#,
+                NotificationError::MissingContent,
+            ),
+            (
+                r#"{"subject":"X","createdTimestamp":"yesterday","content":{}}"#,
+                NotificationError::BadTimestamp("yesterday".into()),
+            ),
+            (r#"[1]"#, NotificationError::NotAnObject),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Notification::from_json(text).unwrap_err(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn push_bodies_are_arrays_or_one_object_and_all_or_nothing() {
+        assert_eq!(parse_push_body(ONE.as_bytes()).unwrap().len(), 1);
+        let two = format!("[{ONE},{}]", ONE.replace("640Z", "641Z"));
+        assert_eq!(parse_push_body(two.as_bytes()).unwrap().len(), 2);
+        let bad = format!("[{ONE},{{\"subject\":\"X\"}}]");
+        assert_eq!(parse_push_body(bad.as_bytes()).unwrap_err().0, Some(1));
+        assert!(parse_push_body(b"[{").is_err());
+        assert!(parse_push_body(b"\xff\xfe").is_err());
+        assert_eq!(parse_push_body(b"[]").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn unknown_subjects_are_accepted() {
+        let n = Notification::from_json(&ONE.replace("\"CLEARING\"", "\"NEW_THING\"")).unwrap();
+        assert_eq!(n.subject, "NEW_THING");
+    }
+}

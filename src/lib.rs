@@ -1,0 +1,8 @@
+//! cen-poller: makes sure a payments back office never misses a Mastercard Commercial Event
+//! Notification.
+//!
+//! Data flows one way: sources (push, poll, VGS webhooks) → store (SQLite seen set and
+//! outbox) → dispatcher → sinks. Each module owns one of those jobs; `main.rs` only parses
+//! the command line and calls [`cli::run`].
+
+pub mod cen;
