@@ -6,3 +6,6 @@
 //! the command line and calls [`cli::run`].
 
 pub mod cen;
+pub mod cli;
+pub mod config;
+pub mod logging;

@@ -1,1 +1,518 @@
-//! The CEN API client (see issue 2).
+//! The client for `GET /notifications`.
+//!
+//! Every answer becomes either a [`Page`] of checked notifications or an [`ApiError`] that
+//! says whether retrying can help — never a panic, whatever the body. The request URL is
+//! built once in the canonical encoding (RFC 3986, upper-case hex), parsed, and the parsed
+//! URL's exact text is what gets signed and what gets sent (the gateway recomputes the
+//! signature from what it receives).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::notification::{Notification, NotificationError, RawPage, format_timestamp};
+use super::oauth::{Signer, encode_query_value};
+
+/// One `GET /notifications` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Inclusive.
+    pub start: DateTime<Utc>,
+    /// Exclusive.
+    pub end: DateTime<Utc>,
+    pub offset: u64,
+    pub limit: u32,
+    /// One event type, or all.
+    pub subject: Option<String>,
+}
+
+/// One page of notifications.
+#[derive(Debug)]
+pub struct Page {
+    pub offset: u64,
+    pub limit: u64,
+    /// The number of notifications in the whole window at the time of the call; it may
+    /// change between calls.
+    pub total: u64,
+    pub notifications: Vec<Notification>,
+    /// The API's clock (`Date` header), when it sent one.
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// One entry of the gateway's or the API's error envelope.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiErrorEntry {
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub reason_code: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub recoverable: bool,
+    #[serde(default)]
+    pub details: Option<Value>,
+}
+
+/// Why a call did not give a page.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with an error status.
+    #[error("{}", describe_status(*status, errors))]
+    Status {
+        status: u16,
+        errors: Vec<ApiErrorEntry>,
+        retry_after: Option<Duration>,
+    },
+    /// No answer: connection refused or reset, TLS failure, timeout.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// A 200 whose body is not the expected JSON (truncated, not JSON, wrong shape).
+    #[error("malformed response body: {0}")]
+    Body(String),
+    /// A 200 with an item that is not a valid notification; nothing of the page is used.
+    #[error("notification {index} of the page is invalid: {error}")]
+    Notification {
+        index: usize,
+        error: NotificationError,
+    },
+    /// The request could not be built (a bad base URL): a configuration problem.
+    #[error("cannot build the request: {0}")]
+    Request(String),
+}
+
+fn describe_status(status: u16, errors: &[ApiErrorEntry]) -> String {
+    match errors.first() {
+        Some(e) => format!(
+            "HTTP {status} {}: {}{}",
+            e.reason_code.as_deref().unwrap_or("(no ReasonCode)"),
+            e.description.as_deref().unwrap_or("(no Description)"),
+            e.source
+                .as_deref()
+                .map(|s| format!(" (Source {s})"))
+                .unwrap_or_default()
+        ),
+        None => format!("HTTP {status} (no error body)"),
+    }
+}
+
+impl ApiError {
+    /// Whether trying the same call again may succeed: 408, 429, 5xx, transport failures,
+    /// broken bodies, and any error the API marks `"Recoverable": true`.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Status { status, errors, .. } => {
+                matches!(status, 408 | 429 | 500..=599) || errors.iter().any(|e| e.recoverable)
+            }
+            ApiError::Transport(_) | ApiError::Body(_) | ApiError::Notification { .. } => true,
+            ApiError::Request(_) => false,
+        }
+    }
+
+    /// 401 or 403: bad key, bad signature, no entitlement. Retried at the poll interval,
+    /// not in a tight loop, and the daemon is not ready meanwhile.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
+    /// The first `ReasonCode` of the error envelope.
+    pub fn reason_code(&self) -> Option<&str> {
+        match self {
+            ApiError::Status { errors, .. } => {
+                errors.first().and_then(|e| e.reason_code.as_deref())
+            }
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` the API asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Client settings besides the signer.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Up to and without `/notifications`.
+    pub base_url: String,
+    pub timeout: Duration,
+    /// Extra CA certificate(s), PEM, trusted besides the system roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// `subscription_name` filter (comma-joined on the wire).
+    pub subscriptions: Vec<String>,
+    /// `push_status` filter (comma-joined on the wire).
+    pub push_status: Vec<String>,
+}
+
+/// Calls the CEN API. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    signer: Arc<Signer>,
+    options: Arc<ClientOptions>,
+}
+
+impl Client {
+    pub fn new(signer: Arc<Signer>, options: ClientOptions) -> Result<Client, ApiError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("cen-poller/", env!("CARGO_PKG_VERSION")))
+            // The signature covers the URL; a redirect would be refused by the gateway anyway.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &options.extra_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ApiError::Request(format!("api.ca_file is not a PEM certificate: {e}"))
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ApiError::Request(e.to_string()))?;
+        Ok(Client {
+            http,
+            signer,
+            options: Arc::new(options),
+        })
+    }
+
+    /// The URL of `query`, in the one canonical encoding that is signed and sent.
+    pub fn url(&self, q: &Query) -> String {
+        let o = &self.options;
+        let mut url = format!(
+            "{}/notifications?start={}&end={}&offset={}&limit={}",
+            o.base_url.trim_end_matches('/'),
+            encode_query_value(&format_timestamp(q.start)),
+            encode_query_value(&format_timestamp(q.end)),
+            q.offset,
+            q.limit
+        );
+        if !o.subscriptions.is_empty() {
+            url.push_str("&subscription_name=");
+            url.push_str(&encode_query_value(&o.subscriptions.join(",")));
+        }
+        if let Some(subject) = &q.subject {
+            url.push_str("&subject=");
+            url.push_str(&encode_query_value(subject));
+        }
+        if !o.push_status.is_empty() {
+            url.push_str("&push_status=");
+            url.push_str(&encode_query_value(&o.push_status.join(",")));
+        }
+        url
+    }
+
+    /// `GET /notifications` for `query`.
+    pub async fn notifications(&self, query: &Query) -> Result<Page, ApiError> {
+        let url = reqwest::Url::parse(&self.url(query))
+            .map_err(|e| ApiError::Request(format!("{e}: check api.base_url")))?;
+        // Sign the parsed URL's text: that is byte for byte what reqwest sends.
+        let signed = self
+            .signer
+            .sign("GET", url.as_str(), b"")
+            .map_err(|e| ApiError::Request(e.to_string()))?;
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, signed.authorization)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+        let status = response.status().as_u16();
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, date.unwrap_or_else(Utc::now)));
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+        if status != 200 {
+            return Err(ApiError::Status {
+                status,
+                errors: parse_error_body(&body),
+                retry_after,
+            });
+        }
+        parse_page(&body, date)
+    }
+}
+
+/// reqwest's message plus its causes: "error sending request" alone tells an operator
+/// nothing, the cause ("connection refused", "certificate expired") does.
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_timeout() {
+        msg.push_str(" (timed out; see api.timeout)");
+    }
+    msg
+}
+
+/// Parses a 200 body into a page, checking every notification.
+pub fn parse_page(body: &[u8], date: Option<DateTime<Utc>>) -> Result<Page, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::Body("not UTF-8".into()))?;
+    let raw: RawPage = serde_json::from_str(text).map_err(|e| ApiError::Body(e.to_string()))?;
+    let items = raw.notifications.unwrap_or_default();
+    let total = raw
+        .total
+        .ok_or_else(|| ApiError::Body("no `total` in the response".into()))?;
+    if let Some(count) = raw.count
+        && count != items.len() as u64
+    {
+        return Err(ApiError::Body(format!(
+            "`count` is {count} but {} notifications came",
+            items.len()
+        )));
+    }
+    let notifications = items
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            Notification::from_json(raw.get())
+                .map_err(|error| ApiError::Notification { index, error })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        offset: raw.offset.unwrap_or(0),
+        limit: raw.limit.unwrap_or(0),
+        total,
+        notifications,
+        date,
+    })
+}
+
+/// Parses the error envelope `{"Errors":{"Error":[…]}}`; also accepts `Error` as a single
+/// object. Anything else gives no entries (the status still tells what happened).
+pub fn parse_error_body(body: &[u8]) -> Vec<ApiErrorEntry> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let error = value.get("Errors").and_then(|e| e.get("Error"));
+    match error {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| serde_json::from_value(i.clone()).ok())
+            .collect(),
+        Some(item @ Value::Object(_)) => serde_json::from_value(item.clone()).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => b,
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    })
+}
+
+/// Parses an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Formats an HTTP-date.
+pub fn format_http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// `Retry-After`: seconds, or an HTTP-date (relative to the API's clock `now`).
+pub fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    parse_http_date(v).map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cen::keys::SigningKey;
+
+    fn client(base: &str, subs: &[&str], push: &[&str]) -> Client {
+        Client::new(
+            Arc::new(Signer::new("ck", SigningKey::generate().unwrap())),
+            ClientOptions {
+                base_url: base.into(),
+                timeout: Duration::from_secs(5),
+                extra_ca_pem: None,
+                subscriptions: subs.iter().map(|s| s.to_string()).collect(),
+                push_status: push.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn query() -> Query {
+        Query {
+            start: "2026-11-20T00:00:00Z".parse().unwrap(),
+            end: "2026-11-20T01:00:00.5Z".parse().unwrap(),
+            offset: 400,
+            limit: 200,
+            subject: Some("BPC_CLEARING".into()),
+        }
+    }
+
+    #[test]
+    fn urls_are_canonical_and_survive_parsing_unchanged() {
+        let c = client(
+            "https://sandbox.api.mastercard.com/commercial-event-notifications/",
+            &["ops a", "ops,b"],
+            &["FAILED", "PENDING"],
+        );
+        let url = c.url(&query());
+        assert_eq!(
+            url,
+            "https://sandbox.api.mastercard.com/commercial-event-notifications/notifications?start=2026-11-20T00%3A00%3A00.000Z\
+             &end=2026-11-20T01%3A00%3A00.500Z&offset=400&limit=200&subscription_name=ops%20a%2Cops%2Cb\
+             &subject=BPC_CLEARING&push_status=FAILED%2CPENDING"
+        );
+        // What is signed is what is sent: the URL parser must not re-encode anything.
+        assert_eq!(reqwest::Url::parse(&url).unwrap().as_str(), url);
+    }
+
+    #[test]
+    fn pages_parse_leniently_and_check_every_item() {
+        let body = br#"{"count":"1","offset":0,"limit":200,"total":"7","notifications":[
+            {"subject":"CLEARING","createdTimestamp":"2026-11-20T00:00:00.640Z","content":{"a":1}}]}"#;
+        let page = parse_page(body, None).unwrap();
+        assert_eq!((page.total, page.notifications.len()), (7, 1));
+        let empty = parse_page(br#"{"count":0,"offset":0,"limit":200,"total":0}"#, None).unwrap();
+        assert!(empty.notifications.is_empty());
+        for (body, what) in [
+            (
+                &b"{\"count\":1,\"total\":1,\"notifications\":[{\"subject\":"[..],
+                "truncated",
+            ),
+            (b"<html>busy</html>", "not JSON"),
+            (b"[]", "wrong shape"),
+            (
+                b"{\"count\":2,\"total\":2,\"notifications\":[]}",
+                "count mismatch",
+            ),
+            (b"{\"notifications\":[]}", "no total"),
+            (b"\xff", "not UTF-8"),
+        ] {
+            assert!(
+                matches!(parse_page(body, None), Err(ApiError::Body(_))),
+                "{what}"
+            );
+        }
+        let bad_item =
+            br#"{"count":1,"total":1,"notifications":[{"subject":"CLEARING","content":{}}]}"#;
+        assert!(matches!(
+            parse_page(bad_item, None),
+            Err(ApiError::Notification { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn error_envelopes_are_typed_and_classified() {
+        let body = br#"{"Errors":{"Error":[{"Source":"Gateway","ReasonCode":"INVALID_SIGNATURE",
+            "Description":"Signature verification failed. Expected signature base string: GET&x","Recoverable":false,"Details":null}]}}"#;
+        let e = ApiError::Status {
+            status: 401,
+            errors: parse_error_body(body),
+            retry_after: None,
+        };
+        assert_eq!(e.reason_code(), Some("INVALID_SIGNATURE"));
+        assert!(e.is_auth() && !e.is_retryable());
+        assert!(
+            e.to_string()
+                .contains("HTTP 401 INVALID_SIGNATURE: Signature verification failed"),
+            "{e}"
+        );
+        let single = br#"{"Errors":{"Error":{"ReasonCode":"SYSTEM_ERROR","Recoverable":"true"}}}"#;
+        let e = ApiError::Status {
+            status: 400,
+            errors: parse_error_body(single),
+            retry_after: None,
+        };
+        assert!(
+            e.is_retryable(),
+            "Recoverable: true is retried whatever the status"
+        );
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                ApiError::Status {
+                    status,
+                    errors: vec![],
+                    retry_after: None
+                }
+                .is_retryable()
+            );
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(
+                !ApiError::Status {
+                    status,
+                    errors: vec![],
+                    retry_after: None
+                }
+                .is_retryable()
+            );
+        }
+        assert!(parse_error_body(b"garbage").is_empty());
+        assert!(ApiError::Transport("reset".into()).is_retryable());
+    }
+
+    #[test]
+    fn dates_and_retry_after() {
+        let t = parse_http_date("Sun, 22 Nov 2026 10:00:00 GMT").unwrap();
+        assert_eq!(format_timestamp(t), "2026-11-22T10:00:00.000Z");
+        assert_eq!(format_http_date(t), "Sun, 22 Nov 2026 10:00:00 GMT");
+        assert_eq!(parse_retry_after("7", t), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 10:00:30 GMT", t),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", t), None);
+    }
+
+    #[tokio::test]
+    async fn connection_failures_are_retryable_transport_errors() {
+        // A port nothing listens on: bind, note the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = client(&format!("http://127.0.0.1:{port}"), &[], &[]);
+        let e = c.notifications(&query()).await.unwrap_err();
+        assert!(
+            matches!(e, ApiError::Transport(_)) && e.is_retryable(),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The command line (SPEC 4): definitions and dispatch.
+//!
+//! `main.rs` only calls [`run`]. Exit status: 0 success; 2 bad usage or configuration;
+//! 1 a runtime failure; 3 a backfill that could not fetch part of its range.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+
+/// Receives Mastercard Commercial Event Notifications by push and by polling, keeps each
+/// once, and hands them to sinks.
+#[derive(Debug, Parser)]
+#[command(name = "cen-poller", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "CEN_POLLER_CONFIG", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// One-shot: fetch RANGE (`FROM..TO`, `FROM..` or a duration like `24h`), deliver,
+    /// print a summary and exit.
+    #[arg(long, value_name = "RANGE")]
+    pub backfill: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration file and load every key and certificate it names.
+    CheckConfig,
+    /// Watermark, lag, counts by subject and path, sink backlogs, dead letters.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the OAuth Authorization header for a request (or, with --base-string, the
+    /// signature base string to compare with the one the gateway echoes on INVALID_SIGNATURE).
+    Sign(SignArgs),
+    /// List or retry notifications a sink gave up on.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+    /// Re-deliver stored notifications created in RANGE.
+    Replay {
+        /// `FROM..TO`, `FROM..` or a duration like `24h`.
+        range: String,
+        /// Only to this sink (default: every sink whose filter matches).
+        #[arg(long)]
+        sink: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// HTTP method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// The request body (default: empty, as for GET).
+    #[arg(long, value_name = "F")]
+    pub body_file: Option<PathBuf>,
+    /// Reuse this nonce (to reproduce a request).
+    #[arg(long, value_name = "N", requires = "timestamp")]
+    pub nonce: Option<String>,
+    /// Reuse this Unix timestamp (to reproduce a request).
+    #[arg(long, value_name = "T", requires = "nonce")]
+    pub timestamp: Option<i64>,
+    /// Print the signature base string instead of the header.
+    #[arg(long)]
+    pub base_string: bool,
+    /// The full request URL, exactly as sent (query values percent-encoded).
+    pub url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// List dead letters.
+    List {
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Put dead letters back in the sink's queue.
+    Retry {
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+/// A failed command, with its exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Config(_) | CliError::Usage(_) => ExitCode::from(2),
+            CliError::Runtime(_) => ExitCode::from(1),
+        }
+    }
+}
+
+/// Runs the command line and returns the process's exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cen-poller: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    match (&cli.command, &cli.backfill) {
+        (Some(_), Some(_)) => Err(CliError::Usage(
+            "--backfill cannot be combined with a subcommand".into(),
+        )),
+        (Some(Command::CheckConfig), None) => check_config(&cli.config),
+        (Some(Command::Sign(args)), None) => sign(&cli.config, args),
+        (Some(Command::Status { .. }), None)
+        | (Some(Command::DeadLetters { .. }), None)
+        | (Some(Command::Replay { .. }), None)
+        | (None, _) => Err(CliError::Runtime(
+            "not implemented yet in this build".into(),
+        )),
+    }
+}
+
+fn check_config(path: &Path) -> Result<ExitCode, CliError> {
+    let config = Config::load(path)?;
+    config.load_secrets()?;
+    config.check_files()?;
+    println!(
+        "{}: OK ({} sink{}, push {}, vgs {})",
+        path.display(),
+        config.sinks.len(),
+        if config.sinks.len() == 1 { "" } else { "s" },
+        if config.push.is_some() { "on" } else { "off" },
+        if config.vgs.is_some() { "on" } else { "off" },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(path: &Path, args: &SignArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(path)?;
+    let signer = config.load_secrets()?.signer;
+    let body = match &args.body_file {
+        Some(f) => std::fs::read(f).map_err(|e| {
+            CliError::Usage(format!("cannot read --body-file {}: {e}", f.display()))
+        })?,
+        None => Vec::new(),
+    };
+    if let Some(nonce) = &args.nonce
+        && nonce.is_empty()
+    {
+        return Err(CliError::Usage("--nonce must not be empty".into()));
+    }
+    let params = signer.params(&body, args.nonce.clone(), args.timestamp);
+    let signed = signer
+        .sign_with(&args.method.to_ascii_uppercase(), &args.url, &params)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if args.base_string {
+        println!("{}", signed.base_string);
+    } else {
+        println!("Authorization: {}", signed.authorization);
+    }
+    Ok(ExitCode::SUCCESS)
+}
