@@ -9,3 +9,4 @@ pub mod cen;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod store;

@@ -1,0 +1,294 @@
+//! Accepting notifications (the hot path), the poll watermark, and the per-window counts the
+//! poller compares with the API's `total`.
+//!
+//! Invariants: a batch is accepted in one transaction (all of it or none of it); an id is
+//! inserted at most once (`ON CONFLICT DO NOTHING`, then `changes()` tells new from
+//! duplicate, which also catches a duplicate within the batch); only a new notification gets
+//! outbox rows. Nothing here parses JSON: `json` is stored as given.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{SOURCES, Store, StoreError};
+use crate::cen::notification::Notification;
+
+/// The meta key of the poll watermark (epoch milliseconds).
+const WATERMARK_KEY: &str = "poll_watermark_ms";
+
+/// The path that delivered a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// Mastercard's push (or a VGS webhook).
+    Push,
+    /// The daemon's poll cycle.
+    Pull,
+    /// A one-shot `--backfill`.
+    Backfill,
+}
+
+impl Via {
+    /// The name stored in `received_via` and written in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Push => "push",
+            Via::Pull => "pull",
+            Via::Backfill => "backfill",
+        }
+    }
+
+    /// The inverse of [`Via::as_str`].
+    pub fn parse(s: &str) -> Option<Via> {
+        match s {
+            "push" => Some(Via::Push),
+            "pull" => Some(Via::Pull),
+            "backfill" => Some(Via::Backfill),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One notification to accept, borrowed from the caller's parsed form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incoming<'a> {
+    /// The stable id (SPEC 3), or `vgs:<event id>`.
+    pub id: &'a str,
+    /// [`super::SOURCE_CEN`] or [`super::SOURCE_VGS`].
+    pub source: &'a str,
+    /// CEN `subject`, or the VGS event name.
+    pub subject: &'a str,
+    /// CEN `subscriptionName`, when present.
+    pub subscription_name: Option<&'a str>,
+    /// Creation time, UTC epoch milliseconds.
+    pub created_ms: i64,
+    /// Creation time exactly as sent (the record's `created_timestamp`).
+    pub created_raw: &'a str,
+    /// The object exactly as received; must be one JSON value (it is embedded verbatim in
+    /// every record and not checked again).
+    pub json: &'a str,
+}
+
+impl<'a> From<&'a Notification> for Incoming<'a> {
+    fn from(n: &'a Notification) -> Self {
+        Incoming {
+            id: &n.id,
+            source: super::SOURCE_CEN,
+            subject: &n.subject,
+            subscription_name: n.subscription_name.as_deref(),
+            created_ms: n.created.timestamp_millis(),
+            created_raw: &n.created_raw,
+            json: &n.json,
+        }
+    }
+}
+
+/// A sink and the subjects it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The sink's configured name.
+    pub sink: String,
+    /// The subjects it receives; empty means all.
+    pub subjects: Vec<String>,
+}
+
+impl Route {
+    /// Whether a notification with this subject goes to this sink.
+    pub fn matches(&self, subject: &str) -> bool {
+        self.subjects.is_empty() || self.subjects.iter().any(|s| s == subject)
+    }
+}
+
+/// What [`Store::accept`] did with a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Notifications seen for the first time (now stored and queued).
+    pub new: usize,
+    /// Notifications already stored, or repeated earlier in the same batch.
+    pub duplicates: usize,
+    /// The new ids, in batch order.
+    pub new_ids: Vec<String>,
+    /// New notifications per subject, in order of first appearance in the batch.
+    pub new_by_subject: Vec<(String, usize)>,
+    /// New notifications that arrived by pull or backfill while push is configured: push
+    /// missed them. A batch has one path, so when this is non-zero it equals `new`, and
+    /// `new_by_subject` is also the per-subject breakdown of the recovered ones.
+    pub recovered: usize,
+    /// Outbox rows created (new notifications × matching sinks).
+    pub enqueued: usize,
+}
+
+const INSERT_NOTIFICATION: &str = "
+    INSERT INTO notifications (id, source, subject, subscription_name, created_ms, created_raw,
+                               received_via, first_seen_ms, recovered, json)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    ON CONFLICT (id) DO NOTHING";
+
+// ON CONFLICT only matters when one sink name is routed twice; one row per sink either way.
+const INSERT_OUTBOX: &str = "
+    INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms)
+    VALUES (?1, ?2, ?3, 0, ?3)
+    ON CONFLICT (notification_id, sink) DO NOTHING";
+
+pub(super) const COUNT_CREATED: &str = "
+    SELECT count(*) FROM notifications
+    WHERE source = ?1 AND created_ms >= ?2 AND created_ms < ?3";
+
+// The names travel as one JSON array so one cached statement serves any number of them;
+// the range on (source, created_ms) still drives the index, and subscription_name is in the
+// index too, so the count never touches the table.
+pub(super) const COUNT_CREATED_FILTERED: &str = "
+    SELECT count(*) FROM notifications
+    WHERE source = ?1 AND created_ms >= ?2 AND created_ms < ?3
+      AND subscription_name IN (SELECT value FROM json_each(?4))";
+
+impl Store {
+    /// Stores the new notifications of `batch` and queues each for every route whose subjects
+    /// match, in one transaction; counts the rest as duplicates.
+    ///
+    /// `push_configured` says whether a push endpoint is configured: then a notification
+    /// first seen by pull or backfill is marked `recovered`. `now_ms` becomes `first_seen_ms`
+    /// and the outbox rows' `enqueued_ms`.
+    pub fn accept(
+        &mut self,
+        batch: &[Incoming<'_>],
+        via: Via,
+        push_configured: bool,
+        routes: &[Route],
+        now_ms: i64,
+    ) -> Result<Accepted, StoreError> {
+        if batch.is_empty() {
+            return Ok(Accepted::default());
+        }
+        // Checked before the transaction so a caller's mistake names the culprit instead of
+        // surfacing as a CHECK constraint failure.
+        if let Some(bad) = batch.iter().find(|n| !SOURCES.contains(&n.source)) {
+            return Err(StoreError::InvalidInput {
+                op: "accept",
+                detail: format!(
+                    "notification {} has source {:?}; expected one of {SOURCES:?}",
+                    bad.id, bad.source
+                ),
+            });
+        }
+        let recovered = push_configured && via != Via::Push;
+        accept_tx(&mut self.conn, batch, via, recovered, routes, now_ms)
+            .map_err(|e| self.fail("accept", e))
+    }
+
+    /// The poll watermark (epoch milliseconds), or `None` on a new database.
+    pub fn watermark(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut st| st.query_row([WATERMARK_KEY], |row| row.get(0)).optional())
+            .map_err(|e| self.fail("read the watermark", e))
+    }
+
+    /// Sets the poll watermark. Call only after the whole window before it is committed (G1);
+    /// the store does not force it to move forward.
+    pub fn set_watermark(&mut self, ms: i64) -> Result<(), StoreError> {
+        set_watermark_tx(&mut self.conn, ms).map_err(|e| self.fail("set the watermark", e))
+    }
+
+    /// The number of stored notifications of `source` created in `[start_ms, end_ms)`, and
+    /// when `subscription_names` is not empty, whose `subscription_name` is one of them (the
+    /// API's filter). Reads the index only.
+    pub fn count_created(
+        &self,
+        source: &str,
+        start_ms: i64,
+        end_ms: i64,
+        subscription_names: &[String],
+    ) -> Result<u64, StoreError> {
+        let result = if subscription_names.is_empty() {
+            self.conn.prepare_cached(COUNT_CREATED).and_then(|mut st| {
+                st.query_row(params![source, start_ms, end_ms], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })
+        } else {
+            let mut names = String::from("[");
+            for (i, name) in subscription_names.iter().enumerate() {
+                if i > 0 {
+                    names.push(',');
+                }
+                super::record::push_json_str(&mut names, name);
+            }
+            names.push(']');
+            self.conn
+                .prepare_cached(COUNT_CREATED_FILTERED)
+                .and_then(|mut st| {
+                    st.query_row(params![source, start_ms, end_ms, names], |row| {
+                        row.get::<_, i64>(0)
+                    })
+                })
+        };
+        result
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.fail("count stored notifications", e))
+    }
+}
+
+fn accept_tx(
+    conn: &mut Connection,
+    batch: &[Incoming<'_>],
+    via: Via,
+    recovered: bool,
+    routes: &[Route],
+    now_ms: i64,
+) -> rusqlite::Result<Accepted> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut out = Accepted {
+        new_ids: Vec::with_capacity(batch.len()),
+        ..Accepted::default()
+    };
+    {
+        let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
+        let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
+        for n in batch {
+            let inserted = insert.execute(params![
+                n.id,
+                n.source,
+                n.subject,
+                n.subscription_name,
+                n.created_ms,
+                n.created_raw,
+                via.as_str(),
+                now_ms,
+                i64::from(recovered),
+                n.json,
+            ])?;
+            if inserted == 0 {
+                out.duplicates += 1;
+                continue;
+            }
+            out.new += 1;
+            out.new_ids.push(n.id.to_owned());
+            match out.new_by_subject.iter_mut().find(|(s, _)| s == n.subject) {
+                Some((_, count)) => *count += 1,
+                None => out.new_by_subject.push((n.subject.to_owned(), 1)),
+            }
+            for route in routes.iter().filter(|r| r.matches(n.subject)) {
+                out.enqueued += enqueue.execute(params![route.sink, n.id, now_ms])?;
+            }
+        }
+    }
+    if recovered {
+        out.recovered = out.new;
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+fn set_watermark_tx(conn: &mut Connection, ms: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![WATERMARK_KEY, ms])?;
+    tx.commit()
+}

@@ -1,0 +1,114 @@
+//! The schema, as a list of versioned steps.
+//!
+//! `PRAGMA user_version` holds the number of steps applied. Each step runs in its own
+//! IMMEDIATE transaction together with the version bump, so a crash leaves the file at a
+//! whole version, and two processes opening a fresh file at once cannot both apply a step
+//! (the version is re-read after taking the write lock). Steps are append-only: never edit
+//! a released step, add a new one.
+//!
+//! Tables are plain (not `STRICT`) so that the `sqlite3` shell of older distributions can
+//! still open the file for inspection.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Version 1: the seen set, the watermark, the outbox and the dead letters.
+const V1: &str = r#"
+-- Every notification ever accepted (until pruned): the seen set that makes push + pull one
+-- stream, and the copy replay and sinks read from. `json` is the object exactly as first
+-- received; it is last so the small columns stay on the row's first page.
+CREATE TABLE notifications (
+    id                TEXT    NOT NULL PRIMARY KEY,
+    source            TEXT    NOT NULL CHECK (source IN ('mastercard-cen', 'vgs')),
+    subject           TEXT    NOT NULL,
+    subscription_name TEXT,
+    created_ms        INTEGER NOT NULL,
+    created_raw       TEXT    NOT NULL,
+    received_via      TEXT    NOT NULL CHECK (received_via IN ('push', 'pull', 'backfill')),
+    first_seen_ms     INTEGER NOT NULL,
+    recovered         INTEGER NOT NULL DEFAULT 0 CHECK (recovered IN (0, 1)),
+    json              TEXT    NOT NULL
+);
+-- Counting a poll sub-window (source, [start, end), subscription filter) reads this index
+-- only; pruning, replay and status walk it by creation time.
+CREATE INDEX notifications_by_created ON notifications (source, created_ms, subscription_name);
+
+-- Small key/value state; the poll watermark lives here.
+CREATE TABLE meta (
+    key   TEXT NOT NULL PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+
+-- One row per (sink, notification) still to deliver. `seq` is the acceptance order, the
+-- order each sink is served in; AUTOINCREMENT so a seq is never reused after a delete.
+CREATE TABLE outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink            TEXT    NOT NULL,
+    notification_id TEXT    NOT NULL REFERENCES notifications (id),
+    enqueued_ms     INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    lease_owner     TEXT,
+    lease_until_ms  INTEGER,
+    last_error      TEXT
+);
+-- Leasing walks one sink's rows in seq order and stops after `max` due, unleased rows. The
+-- due/lease columns ride along in the index so skipped rows (backing off, leased elsewhere)
+-- cost no table lookup, and no sort of the whole backlog is ever needed.
+CREATE INDEX outbox_by_sink ON outbox (sink, seq, next_attempt_ms, lease_until_ms);
+-- At most one pending row per (notification, sink): G2 enforced by the database. Also serves
+-- the foreign-key check when pruning and the "already queued" check of replay.
+CREATE UNIQUE INDEX outbox_by_notification ON outbox (notification_id, sink);
+
+-- Deliveries given up on (max_attempts or max_age); `dead-letters retry` moves them back.
+CREATE TABLE dead_letters (
+    sink              TEXT    NOT NULL,
+    notification_id   TEXT    NOT NULL REFERENCES notifications (id),
+    attempts          INTEGER NOT NULL,
+    first_enqueued_ms INTEGER NOT NULL,
+    dead_ms           INTEGER NOT NULL,
+    last_error        TEXT,
+    PRIMARY KEY (sink, notification_id)
+);
+CREATE INDEX dead_letters_by_notification ON dead_letters (notification_id);
+"#;
+
+/// The steps, in order; step `i` takes the file from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this binary writes.
+pub(super) const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// What [`migrate`] found.
+pub(super) enum Outcome {
+    /// The file is at [`CURRENT`].
+    UpToDate,
+    /// The file is at a version this binary does not know.
+    TooNew(i64),
+}
+
+/// Applies the missing steps, one transaction each.
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<Outcome> {
+    loop {
+        let version = user_version(conn)?;
+        if version > CURRENT {
+            return Ok(Outcome::TooNew(version));
+        }
+        if version == CURRENT {
+            return Ok(Outcome::UpToDate);
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let locked_version = user_version(&tx)?;
+        if locked_version == version {
+            // `version` is in 0..CURRENT here, so the index is in bounds.
+            let step = MIGRATIONS.get(version as usize).copied().unwrap_or("");
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", version + 1)?;
+        }
+        tx.commit()?;
+    }
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}

@@ -1,0 +1,124 @@
+//! The record every sink receives (SPEC 6), written straight from the stored columns.
+//!
+//! Invariants: the member order and names are fixed
+//! (`id, source, received_via, first_seen_at, subject, subscription_name, created_timestamp,
+//! notification`); strings are escaped exactly as `serde_json` escapes them; the stored
+//! notification JSON is embedded byte for byte, never parsed or re-serialised, so every
+//! field (known or not) reaches the sink as Mastercard sent it.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+/// The stored columns a record is made of.
+pub(super) struct RecordFields<'a> {
+    pub id: &'a str,
+    pub source: &'a str,
+    pub received_via: &'a str,
+    pub first_seen_ms: i64,
+    pub subject: &'a str,
+    pub subscription_name: Option<&'a str>,
+    pub created_raw: &'a str,
+    pub json: &'a str,
+}
+
+/// Appends the record (one line, no trailing newline) to `out`.
+pub(super) fn write_record(out: &mut String, r: &RecordFields<'_>) {
+    out.reserve(r.json.len() + r.id.len() + 256);
+    out.push_str("{\"id\":");
+    push_json_str(out, r.id);
+    out.push_str(",\"source\":");
+    push_json_str(out, r.source);
+    out.push_str(",\"received_via\":");
+    push_json_str(out, r.received_via);
+    out.push_str(",\"first_seen_at\":\"");
+    push_rfc3339_millis(out, r.first_seen_ms);
+    out.push_str("\",\"subject\":");
+    push_json_str(out, r.subject);
+    out.push_str(",\"subscription_name\":");
+    match r.subscription_name {
+        Some(name) => push_json_str(out, name),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"created_timestamp\":");
+    push_json_str(out, r.created_raw);
+    out.push_str(",\"notification\":");
+    out.push_str(r.json);
+    out.push('}');
+}
+
+/// Appends `s` as a JSON string literal, escaped the way `serde_json` does: `"` and `\`,
+/// the short escapes `\b \t \n \f \r`, and `\u00xx` (lower-case hex) for the other control
+/// characters; everything else, non-ASCII included, as is.
+pub(super) fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            0x0c => "\\f",
+            b'\r' => "\\r",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so both slices end on character boundaries.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
+/// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Times chrono cannot represent (only a
+/// hand-edited database has them) are clamped to its range rather than failing a delivery.
+fn push_rfc3339_millis(out: &mut String, ms: i64) {
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    });
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        let mut all: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        all.push_str("é€😀\u{2028}\u{7f} plain");
+        for s in [all.as_str(), "", "\"", "\\", "a\u{1}b", "ü\n"] {
+            let mut ours = String::new();
+            push_json_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn times_are_utc_millis() {
+        let mut s = String::new();
+        push_rfc3339_millis(&mut s, 1_795_600_801_123);
+        assert_eq!(s, "2026-11-25T10:00:01.123Z");
+        s.clear();
+        push_rfc3339_millis(&mut s, 0);
+        assert_eq!(s, "1970-01-01T00:00:00.000Z");
+        s.clear();
+        push_rfc3339_millis(&mut s, i64::MIN);
+        assert!(!s.is_empty());
+    }
+}
