@@ -131,13 +131,65 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         )),
         (Some(Command::CheckConfig), None) => check_config(&cli.config),
         (Some(Command::Sign(args)), None) => sign(&cli.config, args),
-        (Some(Command::Status { .. }), None)
-        | (Some(Command::DeadLetters { .. }), None)
-        | (Some(Command::Replay { .. }), None)
-        | (None, _) => Err(CliError::Runtime(
-            "not implemented yet in this build".into(),
-        )),
+        (Some(Command::Status { json }), None) => status(&cli.config, *json),
+        (None, Some(range)) => backfill(&cli.config, range),
+        (None, None) => daemon(&cli.config),
+        (Some(Command::DeadLetters { .. }), None) | (Some(Command::Replay { .. }), None) => Err(
+            CliError::Runtime("not implemented yet in this build".into()),
+        ),
     }
+}
+
+/// Loads the configuration and starts logging as it says.
+fn load_and_log(path: &Path) -> Result<Config, CliError> {
+    let config = Config::load(path)?;
+    crate::logging::init(config.log.format, &config.log.level).map_err(CliError::Usage)?;
+    Ok(config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn daemon(path: &Path) -> Result<ExitCode, CliError> {
+    let config = load_and_log(path)?;
+    config.load_secrets()?;
+    runtime()?
+        .block_on(crate::service::run_daemon(config))
+        .map_err(CliError::Runtime)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
+    use crate::poll::range::{check_retention, parse_range};
+    let config = load_and_log(path)?;
+    config.load_secrets()?;
+    let now = chrono::Utc::now();
+    let range =
+        parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
+    check_retention(&range, now).map_err(CliError::Usage)?;
+    let report = runtime()?
+        .block_on(crate::service::run_backfill(&config, range))
+        .map_err(CliError::Runtime)?;
+    print!("{}", report.summary());
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn status(path: &Path, json: bool) -> Result<ExitCode, CliError> {
+    let config = Config::load(path)?;
+    let report = crate::status::collect(&config).map_err(CliError::Runtime)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a status report serialises")
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(path: &Path) -> Result<ExitCode, CliError> {

@@ -9,4 +9,8 @@ pub mod cen;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod poll;
+pub mod service;
+pub mod sinks;
+pub mod status;
 pub mod store;

@@ -24,6 +24,7 @@
 
 mod accept;
 mod error;
+mod handle;
 mod maintenance;
 mod migrations;
 mod outbox;
@@ -38,6 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{Accepted, Incoming, Route, Via};
 pub use error::StoreError;
+pub use handle::StoreHandle;
 pub use maintenance::CountRow;
 pub use outbox::{DeadLetter, Leased};
 

@@ -228,6 +228,15 @@ impl Store {
         .map_err(|e| self.fail("release leases", e))
     }
 
+    /// The distinct owners holding leases, so a starting process can release those of
+    /// processes that died (`kill -9`) instead of waiting for the leases to expire.
+    pub fn lease_owners(&self) -> Result<Vec<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL")
+            .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+            .map_err(|e| self.fail("list lease owners", e))
+    }
+
     /// The dead letters, optionally only one sink's and/or one notification's, oldest first.
     pub fn dead_letters(
         &self,

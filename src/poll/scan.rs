@@ -1,0 +1,303 @@
+//! Reading one time window completely (SPEC 8).
+//!
+//! Invariant: a sub-window counts as read only when a single response returned all of it
+//! (`total <= limit` and every item present), or — for a one-millisecond sub-window that
+//! still holds more than a page — when two consecutive offset scans returned the same set of
+//! ids. Anything else is split in time and read again. Every response's notifications are
+//! committed as they arrive (committing is idempotent: ids dedupe), so progress survives a
+//! crash mid-window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::retry::with_retries;
+use super::{ApiClock, PollHealth, PollSettings};
+use crate::cen::client::{ApiError, Client, Page, Query};
+use crate::store::{SOURCE_CEN, StoreError, StoreHandle, Via};
+
+/// How many full offset scans of a one-millisecond sub-window before giving up on getting
+/// two identical ones in a row (the next cycle tries again).
+const MAX_STABLE_SCANS: usize = 8;
+
+/// Why a scan stopped before reading its whole window.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("state database: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "a one-millisecond window at {at} holding {total} notifications changed on every one of {MAX_STABLE_SCANS} scans"
+    )]
+    Unstable { at: DateTime<Utc>, total: u64 },
+    #[error("shutting down")]
+    Cancelled,
+}
+
+/// Counters of one scan (or one cycle, or one backfill).
+#[derive(Debug, Default, Clone)]
+pub struct ScanStats {
+    /// API requests made, retries included.
+    pub requests: u64,
+    /// Notifications the API returned (duplicates included).
+    pub fetched: u64,
+    pub new: u64,
+    pub duplicates: u64,
+    /// Sub-windows skipped because the API's total equalled the stored count.
+    pub skipped: u64,
+    /// New notifications per subject.
+    pub by_subject: BTreeMap<String, u64>,
+}
+
+impl ScanStats {
+    pub fn add(&mut self, other: &ScanStats) {
+        self.requests += other.requests;
+        self.fetched += other.fetched;
+        self.new += other.new;
+        self.duplicates += other.duplicates;
+        self.skipped += other.skipped;
+        for (k, v) in &other.by_subject {
+            *self.by_subject.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Reads windows of the API into the store.
+pub struct Scanner {
+    pub client: Client,
+    pub store: StoreHandle,
+    pub settings: PollSettings,
+    pub clock: Arc<ApiClock>,
+    health: Arc<Mutex<PollHealth>>,
+}
+
+/// A sub-window still to read, in milliseconds `[start, end)`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: i64,
+    end: i64,
+}
+
+impl Scanner {
+    pub fn new(
+        client: Client,
+        store: StoreHandle,
+        settings: PollSettings,
+        clock: Arc<ApiClock>,
+        health: Arc<Mutex<PollHealth>>,
+    ) -> Scanner {
+        Scanner {
+            client,
+            store,
+            settings,
+            clock,
+            health,
+        }
+    }
+
+    /// Reads `[start, end)` completely into the store, as `via`.
+    pub async fn scan(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        via: Via,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let page_size = u64::from(self.settings.page_size);
+        // Depth-first, earliest first: progress is committed in time order.
+        let mut todo = vec![Span {
+            start: start.timestamp_millis(),
+            end: end.timestamp_millis(),
+        }];
+        while let Some(span) = todo.pop() {
+            if shutdown.is_cancelled() {
+                return Err(ScanError::Cancelled);
+            }
+            let stored = if self.settings.compare_counts {
+                self.store
+                    .count_created(
+                        SOURCE_CEN,
+                        span.start,
+                        span.end,
+                        self.settings.subscriptions.clone(),
+                    )
+                    .await?
+            } else {
+                0
+            };
+            // With nothing stored there is nothing to compare: fetch a full page at once,
+            // which also tells the total. Otherwise ask the total first (limit=1), which is
+            // what keeps re-reading the lookback cheap.
+            let mut total = None;
+            if stored > 0 {
+                let probe = self.get(span, 0, 1, shutdown, stats).await?;
+                if probe.total == stored {
+                    stats.skipped += 1;
+                    continue;
+                }
+                total = Some(probe.total);
+            }
+            if total.is_none_or(|t| t <= page_size) {
+                let page = self
+                    .get(span, 0, self.settings.page_size, shutdown, stats)
+                    .await?;
+                let complete =
+                    page.total <= page_size && page.notifications.len() as u64 == page.total;
+                let page_total = page.total;
+                self.commit(page, via, stats).await?;
+                if complete {
+                    continue;
+                }
+                total = Some(page_total);
+            }
+            let total = total.unwrap_or(page_size + 1);
+            if span.end - span.start <= 1 {
+                self.scan_until_stable(span, via, total, shutdown, stats)
+                    .await?;
+                continue;
+            }
+            // Split. Where something is stored, halve: the new notifications are usually
+            // few and in one place, and halving finds them in a few count requests. Where
+            // nothing is, split into pieces of about two-thirds of a page each, assuming
+            // an even spread; uneven ones get split again.
+            let parts = if stored > 0 {
+                2
+            } else {
+                (total * 3).div_ceil(page_size * 2).clamp(2, 64) as i64
+            };
+            let parts = parts.min(span.end - span.start);
+            let len = span.end - span.start;
+            // Push in reverse so the earliest piece is read first.
+            for i in (0..parts).rev() {
+                let s = span.start + len * i / parts;
+                let e = span.start + len * (i + 1) / parts;
+                if e > s {
+                    todo.push(Span { start: s, end: e });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A one-millisecond sub-window holding more than a page cannot be split further: page
+    /// through it with offsets, and repeat until two consecutive scans see the same ids.
+    async fn scan_until_stable(
+        &self,
+        span: Span,
+        via: Via,
+        mut total: u64,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let mut previous: Option<BTreeSet<String>> = None;
+        for _ in 0..MAX_STABLE_SCANS {
+            let mut ids = BTreeSet::new();
+            let mut offset = 0u64;
+            loop {
+                let page = self
+                    .get(span, offset, self.settings.page_size, shutdown, stats)
+                    .await?;
+                total = page.total;
+                let n = page.notifications.len() as u64;
+                ids.extend(page.notifications.iter().map(|n| n.id.clone()));
+                self.commit(page, via, stats).await?;
+                offset += u64::from(self.settings.page_size);
+                if n == 0 || offset >= total {
+                    break;
+                }
+            }
+            if previous.as_ref() == Some(&ids) {
+                return Ok(());
+            }
+            previous = Some(ids);
+        }
+        Err(ScanError::Unstable {
+            at: super::from_ms(span.start),
+            total,
+        })
+    }
+
+    /// One request, with retries; records the API's clock.
+    async fn get(
+        &self,
+        span: Span,
+        offset: u64,
+        limit: u32,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<Page, ScanError> {
+        let query = Query {
+            start: super::from_ms(span.start),
+            end: super::from_ms(span.end),
+            offset,
+            limit,
+            subject: None,
+        };
+        let page = with_retries(&self.settings.retry, shutdown, &mut stats.requests, || {
+            self.client.notifications(&query)
+        })
+        .await?;
+        if let Some(date) = page.date {
+            self.clock.observe(date);
+        }
+        Ok(page)
+    }
+
+    /// Learns the API's clock with the cheapest request there is.
+    pub async fn probe_clock(&self, shutdown: &CancellationToken) -> Result<(), ScanError> {
+        let now = Utc::now().timestamp_millis();
+        let mut stats = ScanStats::default();
+        self.get(
+            Span {
+                start: now - 1,
+                end: now,
+            },
+            0,
+            1,
+            shutdown,
+            &mut stats,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Commits one response's notifications (one transaction).
+    async fn commit(&self, page: Page, via: Via, stats: &mut ScanStats) -> Result<(), ScanError> {
+        stats.fetched += page.notifications.len() as u64;
+        if page.notifications.is_empty() {
+            return Ok(());
+        }
+        let accepted = self
+            .store
+            .accept(page.notifications, via, self.settings.push_configured)
+            .await?;
+        stats.new += accepted.new as u64;
+        stats.duplicates += accepted.duplicates as u64;
+        for (subject, n) in &accepted.new_by_subject {
+            *stats.by_subject.entry(subject.clone()).or_default() += *n as u64;
+        }
+        self.health.lock().expect("health lock").last_progress = Some(Utc::now());
+        Ok(())
+    }
+}
+
+/// `[start, end)` split into consecutive pieces of at most `max` (the catch-up and backfill
+/// windows).
+pub fn chunks(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    max: TimeDelta,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut s = start;
+    while s < end {
+        let e = end.min(s + max);
+        out.push((s, e));
+        s = e;
+    }
+    out
+}

@@ -1,0 +1,68 @@
+//! Where notifications leave cen-poller: one file per sink kind behind the [`Sink`] trait,
+//! and the [`dispatcher`] that feeds each sink from its outbox.
+//!
+//! A sink gets a batch of records (SPEC 6, already serialised) and says, per record,
+//! whether it was delivered, should be retried, or can never be delivered (a dead letter).
+//! A sink never touches the store: acknowledging is the dispatcher's job, after the sink
+//! has made the records durable on its side.
+
+pub mod dispatcher;
+pub mod file;
+
+use futures::future::BoxFuture;
+
+use crate::config::SinkConfig;
+use crate::store::Leased;
+
+/// Why a record was not delivered.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum SinkError {
+    /// May succeed later (receiver down, timeout, disk full): retried with backoff.
+    #[error("{0}")]
+    Retryable(String),
+    /// Will never succeed as it is (the receiver rejects the record): a dead letter now.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// The outcome of each record of a batch, in batch order.
+pub type Outcomes = Vec<Result<(), SinkError>>;
+
+/// One destination.
+pub trait Sink: Send + Sync {
+    /// The sink's `name` from the configuration.
+    fn name(&self) -> &str;
+    /// The most records one `deliver` call takes.
+    fn max_batch(&self) -> usize;
+    /// Delivers `batch`; returns one outcome per record. Only `Ok` records are
+    /// acknowledged, so an `Ok` must mean "durable at the destination".
+    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes>;
+    /// SIGHUP: reopen files (logrotate) or connections. Default: nothing.
+    fn reopen(&self) {}
+}
+
+/// Builds the sinks of a configuration.
+pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Sink>>, String> {
+    config
+        .sinks
+        .iter()
+        .map(|s| -> Result<std::sync::Arc<dyn Sink>, String> {
+            match s {
+                SinkConfig::File { name, path, .. } => Ok(std::sync::Arc::new(
+                    file::FileSink::open(name, &config.resolve(path))?,
+                )),
+                other => Err(format!(
+                    "sink {:?}: type {} is not available in this build yet",
+                    other.name(),
+                    match other {
+                        SinkConfig::Http { .. } => "http",
+                        SinkConfig::Command { .. } => "command",
+                        SinkConfig::Postgres { .. } => "postgres",
+                        SinkConfig::Nats { .. } => "nats",
+                        SinkConfig::File { .. } => "file",
+                    }
+                )),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,141 @@
+//! `cen-poller status`: what the state database says, for an operator at a terminal or a
+//! script (`--json`). It opens the database read-mostly alongside a running daemon.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::cen::notification::format_timestamp;
+use crate::config::Config;
+use crate::store::{SOURCE_CEN, Store};
+
+/// Everything `status` reports.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub state: String,
+    /// The poll watermark (RFC 3339), or null before the first cycle.
+    pub watermark: Option<String>,
+    /// Seconds between now and the watermark.
+    pub lag_seconds: Option<i64>,
+    pub last_24h: Counts,
+    pub last_7d: Counts,
+    /// Outbox rows per sink.
+    pub backlog: BTreeMap<String, u64>,
+    /// Dead letters per sink.
+    pub dead_letters: BTreeMap<String, u64>,
+}
+
+/// Notifications first seen in a period.
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub total: u64,
+    /// Per subject (VGS events under their event name).
+    pub by_subject: BTreeMap<String, u64>,
+    /// Per path that first delivered them: push, pull, backfill.
+    pub by_path: BTreeMap<String, u64>,
+    /// Arrived first by pull while push is configured: what push missed.
+    pub recovered_by_pull: u64,
+    /// Per source: mastercard-cen, vgs.
+    pub by_source: BTreeMap<String, u64>,
+}
+
+/// Reads the report from the configuration's state database.
+pub fn collect(config: &Config) -> Result<StatusReport, String> {
+    let path = config.resolve(&config.state.path);
+    if !path.exists() {
+        return Err(format!(
+            "no state database at {} (state.path): the daemon has not run yet",
+            path.display()
+        ));
+    }
+    let store = Store::open(&path).map_err(|e| e.to_string())?;
+    let now = Utc::now();
+    let counts = |since: TimeDelta| -> Result<Counts, String> {
+        let rows = store
+            .counts_since((now - since).timestamp_millis())
+            .map_err(|e| e.to_string())?;
+        let mut c = Counts::default();
+        for r in rows {
+            c.total += r.n;
+            *c.by_subject.entry(r.subject.clone()).or_default() += r.n;
+            *c.by_path.entry(r.received_via.clone()).or_default() += r.n;
+            *c.by_source.entry(r.source.clone()).or_default() += r.n;
+            if r.source == SOURCE_CEN {
+                c.recovered_by_pull += r.recovered;
+            }
+        }
+        Ok(c)
+    };
+    let watermark = store
+        .watermark()
+        .map_err(|e| e.to_string())?
+        .and_then(chrono::DateTime::from_timestamp_millis);
+    Ok(StatusReport {
+        state: path.display().to_string(),
+        watermark: watermark.map(format_timestamp),
+        lag_seconds: watermark.map(|w| (now - w).num_seconds()),
+        last_24h: counts(TimeDelta::hours(24))?,
+        last_7d: counts(TimeDelta::days(7))?,
+        backlog: store
+            .backlog()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect(),
+        dead_letters: store
+            .dead_letter_counts()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect(),
+    })
+}
+
+impl StatusReport {
+    /// The terminal rendering.
+    pub fn text(&self) -> String {
+        let mut out = format!("state        {}\n", self.state);
+        out.push_str(&format!(
+            "watermark    {}{}\n",
+            self.watermark.as_deref().unwrap_or("none yet"),
+            self.lag_seconds
+                .map(|l| format!("  (lag {l}s)"))
+                .unwrap_or_default()
+        ));
+        for (label, c) in [("last 24h", &self.last_24h), ("last 7d", &self.last_7d)] {
+            out.push_str(&format!("{label:<12} {} notifications", c.total));
+            let paths: Vec<String> = c.by_path.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            if !paths.is_empty() {
+                out.push_str(&format!(
+                    "  ({}; recovered by pull {})",
+                    paths.join(", "),
+                    c.recovered_by_pull
+                ));
+            }
+            out.push('\n');
+            for (subject, n) in &c.by_subject {
+                out.push_str(&format!("    {subject:<32} {n}\n"));
+            }
+        }
+        out.push_str("sink backlog");
+        if self.backlog.is_empty() {
+            out.push_str("  none\n");
+        } else {
+            out.push('\n');
+            for (sink, n) in &self.backlog {
+                out.push_str(&format!("    {sink:<32} {n}\n"));
+            }
+        }
+        out.push_str("dead letters");
+        if self.dead_letters.is_empty() {
+            out.push_str("  none\n");
+        } else {
+            out.push('\n');
+            for (sink, n) in &self.dead_letters {
+                out.push_str(&format!(
+                    "    {sink:<32} {n}  (cen-poller dead-letters list --sink {sink})\n"
+                ));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,204 @@
+//! The async face of the store: one connection per process behind a mutex, each call run
+//! on the blocking pool, plus the wake-up that tells dispatchers new rows are queued.
+//!
+//! One connection (not a pool) on purpose: SQLite has one writer at a time anyway, and one
+//! connection lets a batch's insert and outbox rows be one transaction without coordination.
+//! The routing table (which sinks take which subjects) lives here, so every source enqueues
+//! with the same routes and a SIGHUP changes them in one place.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use super::{Accepted, DeadLetter, Incoming, Leased, Route, Store, StoreError, Via};
+use crate::cen::notification::Notification;
+
+/// A cloneable handle on the process's store connection.
+#[derive(Clone)]
+pub struct StoreHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Mutex<Store>,
+    routes: RwLock<Arc<Vec<Route>>>,
+    outbox: Notify,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle").finish_non_exhaustive()
+    }
+}
+
+impl StoreHandle {
+    /// Opens the database at `path` (see [`Store::open`]).
+    pub fn open(path: &Path, routes: Vec<Route>) -> Result<StoreHandle, StoreError> {
+        Ok(Self::new(Store::open(path)?, routes))
+    }
+
+    pub fn new(store: Store, routes: Vec<Route>) -> StoreHandle {
+        StoreHandle {
+            inner: Arc::new(Inner {
+                store: Mutex::new(store),
+                routes: RwLock::new(Arc::new(routes)),
+                outbox: Notify::new(),
+            }),
+        }
+    }
+
+    /// Replaces the routing table (SIGHUP with changed sinks). Rows already queued stay.
+    pub fn set_routes(&self, routes: Vec<Route>) {
+        *self.inner.routes.write().expect("routes lock") = Arc::new(routes);
+    }
+
+    pub fn routes(&self) -> Arc<Vec<Route>> {
+        self.inner.routes.read().expect("routes lock").clone()
+    }
+
+    /// Runs `f` with the store on the blocking pool. The call runs to completion even if
+    /// the caller stops waiting: a commit under way is never cut off by a shutdown.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = inner
+                .store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut store)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::InvalidInput {
+                op: "store call",
+                detail: format!("the store task failed: {e}"),
+            })
+        })
+    }
+
+    /// Accepts a batch of CEN notifications in one transaction and wakes the dispatchers.
+    pub async fn accept(
+        &self,
+        batch: Vec<Notification>,
+        via: Via,
+        push_configured: bool,
+    ) -> Result<Accepted, StoreError> {
+        let routes = self.routes();
+        let accepted = self
+            .call(move |s| {
+                let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
+                s.accept(
+                    &incoming,
+                    via,
+                    push_configured,
+                    &routes,
+                    Utc::now().timestamp_millis(),
+                )
+            })
+            .await?;
+        if accepted.enqueued > 0 {
+            self.inner.outbox.notify_waiters();
+        }
+        Ok(accepted)
+    }
+
+    /// Resolves when rows were queued by this process (other processes' rows are found by
+    /// the dispatchers' idle polling).
+    pub async fn outbox_changed(&self) {
+        self.inner.outbox.notified().await
+    }
+
+    /// Wakes the dispatchers (after a replay or a dead-letter retry).
+    pub fn wake(&self) {
+        self.inner.outbox.notify_waiters();
+    }
+
+    pub async fn watermark(&self) -> Result<Option<i64>, StoreError> {
+        self.call(|s| s.watermark()).await
+    }
+
+    pub async fn set_watermark(&self, ms: i64) -> Result<(), StoreError> {
+        self.call(move |s| s.set_watermark(ms)).await
+    }
+
+    pub async fn count_created(
+        &self,
+        source: &'static str,
+        start_ms: i64,
+        end_ms: i64,
+        subscriptions: Vec<String>,
+    ) -> Result<u64, StoreError> {
+        self.call(move |s| s.count_created(source, start_ms, end_ms, &subscriptions))
+            .await
+    }
+
+    pub async fn lease(
+        &self,
+        sink: &str,
+        owner: &str,
+        max: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let (sink, owner) = (sink.to_owned(), owner.to_owned());
+        self.call(move |s| s.lease(&sink, &owner, max, lease_ms, now_ms))
+            .await
+    }
+
+    pub async fn ack(&self, owner: &str, seqs: Vec<i64>) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
+        self.call(move |s| s.ack(&owner, &seqs)).await
+    }
+
+    pub async fn retry_later(
+        &self,
+        seq: i64,
+        owner: &str,
+        error: &str,
+        next_attempt_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (owner, error) = (owner.to_owned(), error.to_owned());
+        self.call(move |s| {
+            s.retry_later(seq, &owner, &error, next_attempt_ms)
+                .map(drop)
+        })
+        .await
+    }
+
+    pub async fn dead_letter(&self, seq: i64, owner: &str, error: &str) -> Result<(), StoreError> {
+        let (owner, error) = (owner.to_owned(), error.to_owned());
+        self.call(move |s| {
+            s.dead_letter(seq, &owner, &error, Utc::now().timestamp_millis())
+                .map(drop)
+        })
+        .await
+    }
+
+    pub async fn release(&self, owner: &str) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
+        self.call(move |s| s.release(&owner)).await
+    }
+
+    pub async fn lease_owners(&self) -> Result<Vec<String>, StoreError> {
+        self.call(|s| s.lease_owners()).await
+    }
+
+    pub async fn backlog(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.call(|s| s.backlog()).await
+    }
+
+    pub async fn dead_letters(
+        &self,
+        sink: Option<String>,
+        id: Option<String>,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.call(move |s| s.dead_letters(sink.as_deref(), id.as_deref()))
+            .await
+    }
+}
