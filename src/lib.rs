@@ -6,3 +6,4 @@
 //! the command line and calls [`cli::run`].
 
 pub mod cen;
+pub mod simulate;
