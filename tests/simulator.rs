@@ -1119,7 +1119,7 @@ async fn push_delivers_over_mtls_with_drops_duplicates_and_retries() {
         .expect("push finishes");
 
     let stats = sim.stats();
-    let r = received.lock().unwrap();
+    let r = std::mem::take(&mut *received.lock().unwrap());
     assert!(r.client_certs >= 1);
     assert!(r.items.iter().all(|n| n["pushStatus"] == "PENDING"));
     // Several notifications per request.

@@ -272,6 +272,11 @@ impl Stream {
         );
     }
 
+    /// The CEN id of item `i` (SPEC 3).
+    pub fn item_id(&self, i: u64) -> String {
+        notification_id_of(self.seed, i, self.subject(i), self.created_ms(i))
+    }
+
     /// The JSON text of item `i`.
     pub fn item_json(&self, i: u64, push_status: Option<&str>) -> String {
         let mut out = String::with_capacity(2048);
@@ -300,12 +305,33 @@ pub fn write_notification(
     push_status: Option<&str>,
     out: &mut String,
 ) {
+    write_object(seed, key, subject, created_ms, push_status, false, out);
+}
+
+/// The CEN id (SPEC 3) of the notification [`write_notification`] writes: SHA-256 of its
+/// RFC 8785 form without `pushStatus` and null members, written directly.
+pub fn notification_id_of(seed: u64, key: u64, subject: usize, created_ms: i64) -> String {
+    let mut canonical = String::with_capacity(2048);
+    write_object(seed, key, subject, created_ms, None, true, &mut canonical);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    hex::encode(digest)
+}
+
+fn write_object(
+    seed: u64,
+    key: u64,
+    subject: usize,
+    created_ms: i64,
+    push_status: Option<&str>,
+    canonical: bool,
+    out: &mut String,
+) {
     let created = ms_to_datetime(created_ms);
     let mut rng = Rng::new(hash3(seed, key, SALT_CONTENT));
-    let mut o = Obj::open(out);
+    let mut o = Obj::open(out, canonical);
     o.str("subject", SUBJECTS[subject]);
     o.str("subscriptionName", &subscription_name(subject));
-    if let Some(status) = push_status {
+    if let Some(status) = push_status.filter(|_| !canonical) {
         o.str("pushStatus", status);
     }
     o.str("createdTimestamp", &format_timestamp(created));
@@ -339,89 +365,147 @@ struct Ctx<'a> {
 
 /// A minimal streaming JSON object writer: member order stays as written (like the API's),
 /// and it is several times faster than building a `serde_json::Value` per item.
+///
+/// In canonical mode it writes RFC 8785 (JCS) instead, the form the CEN id hashes (SPEC 3):
+/// members sorted by key, null members left out, numbers in their shortest form. That
+/// makes an id a hash of text written once, instead of render → parse → canonicalise.
 struct Obj<'a> {
     out: &'a mut String,
     first: bool,
+    /// Canonical mode: the members so far (key, value text), written sorted at `close`.
+    members: Option<Vec<(String, String)>>,
 }
 
+/// Integers from 2^53 on are not exact as doubles; JCS writes them as doubles.
+const EXACT_INT: u64 = 1 << 53;
+
 impl<'a> Obj<'a> {
-    fn open(out: &'a mut String) -> Self {
+    fn open(out: &'a mut String, canonical: bool) -> Self {
         out.push('{');
-        Obj { out, first: true }
+        Obj {
+            out,
+            first: true,
+            members: canonical.then(Vec::new),
+        }
+    }
+
+    fn canonical(&self) -> bool {
+        self.members.is_some()
     }
 
     fn close(self) {
+        if let Some(mut members) = self.members {
+            // JCS sorts by UTF-16 code units.
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            for (n, (k, v)) in members.iter().enumerate() {
+                if n > 0 {
+                    self.out.push(',');
+                }
+                write_json_string(self.out, k);
+                self.out.push(':');
+                self.out.push_str(v);
+            }
+        }
         self.out.push('}');
     }
 
-    fn key(&mut self, k: &str) {
-        if !self.first {
-            self.out.push(',');
+    /// Adds member `k` whose value `write` appends to the buffer it is given.
+    fn member(&mut self, k: &str, write: impl FnOnce(&mut String)) {
+        match &mut self.members {
+            Some(members) => {
+                let mut v = String::new();
+                write(&mut v);
+                members.push((k.to_owned(), v));
+            }
+            None => {
+                if !self.first {
+                    self.out.push(',');
+                }
+                self.first = false;
+                write_json_string(self.out, k);
+                self.out.push(':');
+                write(self.out);
+            }
         }
-        self.first = false;
-        write_json_string(self.out, k);
-        self.out.push(':');
     }
 
     fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        write_json_string(self.out, v);
+        self.member(k, |out| write_json_string(out, v));
     }
 
     fn int(&mut self, k: &str, v: u64) {
-        self.key(k);
-        self.out.push_str(&v.to_string());
+        let text = if self.canonical() && v >= EXACT_INT {
+            serde_json_canonicalizer::to_string(&serde_json::Value::from(v))
+                .unwrap_or_else(|_| v.to_string())
+        } else {
+            v.to_string()
+        };
+        self.member(k, |out| out.push_str(&text));
     }
 
-    /// An amount in major units with two decimals, e.g. `123.40`.
+    /// An amount in major units with two decimals, e.g. `123.40` (canonical: `123.4`).
     fn decimal(&mut self, k: &str, minor: u64) {
-        self.key(k);
-        self.out
-            .push_str(&format!("{}.{:02}", minor / 100, minor % 100));
+        let (whole, cents) = (minor / 100, minor % 100);
+        let text = if !self.canonical() {
+            format!("{whole}.{cents:02}")
+        } else if cents == 0 {
+            whole.to_string()
+        } else if cents % 10 == 0 {
+            format!("{whole}.{}", cents / 10)
+        } else {
+            format!("{whole}.{cents:02}")
+        };
+        self.member(k, |out| out.push_str(&text));
     }
 
     fn bool(&mut self, k: &str, v: bool) {
-        self.key(k);
-        self.out.push_str(if v { "true" } else { "false" });
+        self.member(k, |out| out.push_str(if v { "true" } else { "false" }));
     }
 
     fn null(&mut self, k: &str) {
-        self.key(k);
-        self.out.push_str("null");
+        // The id rule drops null members.
+        if !self.canonical() {
+            self.member(k, |out| out.push_str("null"));
+        }
     }
 
     fn strs(&mut self, k: &str, vs: &[&str]) {
-        self.key(k);
-        self.out.push('[');
-        for (n, v) in vs.iter().enumerate() {
-            if n > 0 {
-                self.out.push(',');
+        self.member(k, |out| {
+            out.push('[');
+            for (n, v) in vs.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                write_json_string(out, v);
             }
-            write_json_string(self.out, v);
-        }
-        self.out.push(']');
+            out.push(']');
+        });
     }
 
     fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) {
-        self.key(k);
-        let mut inner = Obj::open(self.out);
-        f(&mut inner);
-        inner.close();
+        let canonical = self.canonical();
+        self.member(k, |out| {
+            let mut inner = Obj::open(out, canonical);
+            f(&mut inner);
+            inner.close();
+        });
     }
 
     /// An array of objects.
     fn objs(&mut self, k: &str, n: usize, mut f: impl FnMut(usize, &mut Obj<'_>)) {
-        self.key(k);
-        self.out.push('[');
-        for idx in 0..n {
-            if idx > 0 {
-                self.out.push(',');
+        let canonical = self.canonical();
+        self.member(k, |out| {
+            out.push('[');
+            for idx in 0..n {
+                if idx > 0 {
+                    out.push(',');
+                }
+                let mut inner = Obj::open(out, canonical);
+                f(idx, &mut inner);
+                inner.close();
             }
-            let mut inner = Obj::open(self.out);
-            f(idx, &mut inner);
-            inner.close();
-        }
-        self.out.push(']');
+            out.push(']');
+        });
     }
 }
 
@@ -1157,6 +1241,31 @@ mod tests {
             assert_ne!(a.item_json(i, None), c.item_json(i, None));
         }
         assert_ne!(a.item_json(1, None), a.item_json(2, None));
+    }
+
+    #[test]
+    fn ids_written_canonically_equal_ids_of_the_served_json() {
+        let s = stream(1.0, None);
+        for i in 0..BLOCK * 8 {
+            let served: Value = serde_json::from_str(&s.item_json(i, Some("DELIVERED"))).unwrap();
+            let id = crate::cen::id::notification_id(&served).unwrap();
+            assert_eq!(s.item_id(i), id, "item {i} ({})", SUBJECTS[s.subject(i)]);
+        }
+        // Numbers beyond double precision are written the way JCS writes them.
+        let mut text = String::new();
+        let mut o = Obj::open(&mut text, true);
+        o.int("big", (1 << 53) + 1);
+        o.decimal("a", 12_340);
+        o.decimal("b", 12_305);
+        o.decimal("c", 1_200);
+        o.null("gone");
+        o.close();
+        let plain: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json_canonicalizer::to_string(&plain).unwrap(), text);
+        assert_eq!(
+            text,
+            r#"{"a":123.4,"b":123.05,"big":9007199254740992,"c":12}"#
+        );
     }
 
     #[test]

@@ -499,11 +499,12 @@ fn churn_one(sim: &Simulator, query: &Query) {
         return;
     }
     let created = lo + lock(&inner.faults).below((hi - lo) as u64) as i64;
-    // Content keys far beyond any stream index, so churned items never equal stream items.
+    // Content keys far beyond any stream index (2^40), so churned items never equal stream
+    // items, and small enough that every number in them stays exact as a double.
     let n = inner
         .churn_seq
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let key = u64::MAX / 2 + n;
+    let key = (1u64 << 40) + n;
     let mut text = String::new();
     write_notification(inner.stream.seed, key, subject, created, None, &mut text);
     let Ok(value) = serde_json::from_str::<Value>(&text) else {
