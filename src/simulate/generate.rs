@@ -8,7 +8,7 @@
 //! Invariants the rest of the simulator relies on:
 //! - `created_ms(i)` is non-decreasing in `i` (jitter stays inside the item's own slot);
 //! - within each block of [`BLOCK`] consecutive indices the subjects are a permutation of
-//!   [`PATTERN`], so the number of items of a set of subjects in an index range is
+//!   `PATTERN`, so the number of items of a set of subjects in an index range is
 //!   arithmetic plus at most two partial blocks.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -46,7 +46,7 @@ pub fn subject_index(subject: &str) -> Option<usize> {
 /// The subjects of one block: authorizations and clearings are the bulk of real traffic,
 /// token provisioning the rarest.
 const PATTERN: [u8; 16] = [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6];
-/// Block length: each block of this many consecutive items holds exactly [`PATTERN`].
+/// Block length: each block of this many consecutive items holds exactly `PATTERN`.
 pub const BLOCK: u64 = PATTERN.len() as u64;
 
 // Salts that make the per-item decisions independent of one another.
@@ -591,6 +591,12 @@ fn hhmmss(t: DateTime<Utc>) -> String {
     format!("{:02}{:02}{:02}", t.hour(), t.minute(), t.second())
 }
 
+/// `t` minus `days` (clamped at the earliest representable time rather than panicking).
+fn days_before(t: DateTime<Utc>, days: u64) -> DateTime<Utc> {
+    t.checked_sub_signed(chrono::TimeDelta::days(days as i64))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// A date-time with microseconds, as several content fields carry.
 fn micros(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -975,7 +981,7 @@ fn token_info(o: &mut Obj<'_>, rng: &mut Rng, t: DateTime<Utc>) {
     let pan = rng.masked_pan(16);
     let (mm, yy) = expiry(rng, t);
     let guid = rng.uuid();
-    let created = t - chrono::TimeDelta::days(rng.range(1, 400) as i64);
+    let created = days_before(t, rng.range(1, 400));
     o.obj("tokenInfo", |k| {
         k.str("accountNumber", &pan);
         k.str("expiry", &format!("20{yy:02}-{mm:02}"));
@@ -1009,10 +1015,7 @@ fn vcn_rcn_info(o: &mut Obj<'_>, rng: &mut Rng, t: DateTime<Utc>) {
             w.str("issuerGuid", &issuer);
             w.str("corpGuid", &corp);
         });
-        v.str(
-            "createdDate",
-            &format_timestamp(t - chrono::TimeDelta::days(30)),
-        );
+        v.str("createdDate", &format_timestamp(days_before(t, 30)));
         v.str("lastUpdatedDate", &micros(t));
         v.str("accountNumber", &pan);
         v.str("expiry", &format!("20{yy:02}-{mm:02}"));
