@@ -311,4 +311,23 @@ mod tests {
         assert!(bad.args.to_config().is_err());
         assert!(Cli::try_parse_from(["simulate", "--push-cert", "c.pem"]).is_err());
     }
+
+    #[tokio::test]
+    async fn run_serves_until_shutdown_and_reports_a_busy_port() {
+        let cli = Cli::try_parse_from(["simulate", "--listen", "127.0.0.1:0"]).unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(run(cli.args, shutdown.clone()));
+        shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("run returns after shutdown")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap().to_string();
+        let cli = Cli::try_parse_from(["simulate", "--listen", &addr]).unwrap();
+        let e = run(cli.args, CancellationToken::new()).await.unwrap_err();
+        assert!(matches!(e, SimError::Listen { .. }), "{e}");
+    }
 }

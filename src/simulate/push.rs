@@ -262,3 +262,68 @@ pub(crate) async fn run(
         finish(&sim, &batch, delivered, target.duplicate_fraction);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::SimConfig;
+    use chrono::{TimeDelta, Utc};
+
+    #[test]
+    fn late_items_wait_until_visible_and_drops_are_never_sent() {
+        let config = SimConfig {
+            late_fraction: 0.25,
+            late_by: Duration::from_secs(3600),
+            push: Some(PushTarget {
+                drop_fraction: 0.1,
+                ..PushTarget::new("http://127.0.0.1:9/notifications")
+            }),
+            ..SimConfig::bounded(21, Utc::now() - TimeDelta::minutes(10), 1.0, 100)
+        };
+        let sim = Simulator::new(config);
+        let status = |i| sim.with_view(|v| v.gen_push_status(i));
+        let mut sent = Vec::new();
+        loop {
+            let batch = next_batch(&sim, 10, 0.1);
+            if batch.items.is_empty() {
+                assert!(!batch.done, "late items are still waiting");
+                break;
+            }
+            assert!(batch.items.iter().all(|&i| status(i) == "PENDING"));
+            finish(&sim, &batch, true, 0.0);
+            sent.extend(batch.items);
+        }
+        let stream = &sim.inner.stream;
+        let late: Vec<u64> = (0..100).filter(|&i| stream.is_late(i)).collect();
+        assert!(!late.is_empty());
+        let is_dropped = |i: u64| sim.with_view(|v| v.dropped(i));
+        for &i in &late {
+            assert!(!sent.contains(&i));
+            let want = if is_dropped(i) { "FAILED" } else { "PENDING" };
+            assert_eq!(status(i), want, "late item {i}");
+        }
+        let dropped = sim.stats().push_dropped;
+        assert!(dropped > 0);
+        let waiting = late.iter().filter(|&&i| !is_dropped(i)).count() as u64;
+        assert_eq!(sent.len() as u64 + dropped + waiting, 100);
+        assert!(sent.iter().all(|&i| status(i) == "DELIVERED"));
+
+        // An hour later the late ones are visible and go out; then the stream is done.
+        sim.set_clock_skew(3_600_000);
+        let mut late_sent = Vec::new();
+        loop {
+            let batch = next_batch(&sim, 10, 0.1);
+            if batch.items.is_empty() {
+                assert!(batch.done);
+                break;
+            }
+            finish(&sim, &batch, true, 0.0);
+            late_sent.extend(batch.items);
+        }
+        late_sent.sort_unstable();
+        let late_kept: Vec<u64> = late.iter().copied().filter(|&i| !is_dropped(i)).collect();
+        assert_eq!(late_sent, late_kept);
+        assert_eq!(sim.stats().pushed + sim.stats().push_dropped, 100);
+        assert!((0..100).all(|i| matches!(status(i), "DELIVERED" | "FAILED")));
+    }
+}
