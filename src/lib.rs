@@ -11,6 +11,7 @@ pub mod config;
 pub mod logging;
 pub mod poll;
 pub mod service;
+pub mod simulate;
 pub mod sinks;
 pub mod status;
 pub mod store;
