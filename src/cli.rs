@@ -44,6 +44,8 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// A local stand-in for the CEN API (for `demo`, tests and trying things out).
+    Simulate(Box<crate::simulate::SimulateArgs>),
     /// Re-deliver stored notifications created in RANGE.
     Replay {
         /// `FROM..TO`, `FROM..` or a duration like `24h`.
@@ -132,6 +134,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         (Some(Command::CheckConfig), None) => check_config(&cli.config),
         (Some(Command::Sign(args)), None) => sign(&cli.config, args),
         (Some(Command::Status { json }), None) => status(&cli.config, *json),
+        (Some(Command::Simulate(args)), None) => simulate((**args).clone()),
         (None, Some(range)) => backfill(&cli.config, range),
         (None, None) => daemon(&cli.config),
         (Some(Command::DeadLetters { .. }), None) | (Some(Command::Replay { .. }), None) => Err(
@@ -230,5 +233,17 @@ fn sign(path: &Path, args: &SignArgs) -> Result<ExitCode, CliError> {
     } else {
         println!("Authorization: {}", signed.authorization);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(args: crate::simulate::SimulateArgs) -> Result<ExitCode, CliError> {
+    crate::logging::init(crate::config::LogFormat::Text, "info").map_err(CliError::Usage)?;
+    runtime()?
+        .block_on(async {
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(crate::service::handle_signals(shutdown.clone(), || {}));
+            crate::simulate::run(args, shutdown).await
+        })
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }

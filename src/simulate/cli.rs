@@ -23,13 +23,13 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
     /// How much history exists at start (`30s`, `15m`, `24h`, `7d`).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = crate::config::parse_duration)]
     pub backlog: Duration,
     /// Stop after this many notifications (default: a live stream without end).
     #[arg(long)]
     pub count: Option<u64>,
     /// How long notifications stay pollable.
-    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    #[arg(long, default_value = "7d", value_parser = crate::config::parse_duration)]
     pub retention: Duration,
     /// Largest page served; larger `limit`s are capped.
     #[arg(long, default_value_t = 1000)]
@@ -47,12 +47,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0)]
     pub rate_limit_rate: f64,
     /// `Retry-After` of those 429s.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
     pub retry_after: Duration,
     /// Probability that an answer is delayed by --slow-by.
     #[arg(long, default_value_t = 0.0)]
     pub slow_rate: f64,
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
     pub slow_by: Duration,
     /// Probability that a 200's JSON is cut in the middle.
     #[arg(long, default_value_t = 0.0)]
@@ -60,7 +60,7 @@ pub struct SimulateArgs {
     /// Fraction of notifications that become visible --late-by after their creation.
     #[arg(long, default_value_t = 0.0)]
     pub late_fraction: f64,
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration)]
     pub late_by: Duration,
     /// Probability, per page request with offset > 0, that one notification of the window
     /// expires and another appears (total unchanged).
@@ -90,50 +90,6 @@ pub struct SimulateArgs {
     /// Attempts per push request before its notifications are FAILED.
     #[arg(long, default_value_t = 3)]
     pub push_max_attempts: u32,
-}
-
-/// Parses `500ms`, `30s`, `15m`, `24h`, `7d`, or a sum of them such as `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let text = s.trim();
-    if text.is_empty() {
-        return Err("empty duration (use e.g. 30s, 15m, 24h, 7d)".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!(
-                "invalid duration {s:?} (use e.g. 30s, 15m, 24h, 7d)"
-            ));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("number too large in duration {s:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86_400),
-            "" => return Err(format!("duration {s:?} needs a unit (ms, s, m, h, d)")),
-            other => return Err(format!("unknown unit {other:?} in duration {s:?}")),
-        };
-        rest = &rest[unit_len..];
-        let part = unit
-            .checked_mul(u32::try_from(n).map_err(|_| format!("duration {s:?} is too large"))?)
-            .ok_or_else(|| format!("duration {s:?} is too large"))?;
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| format!("duration {s:?} is too large"))?;
-    }
-    Ok(total)
 }
 
 fn read_text(path: &Path) -> Result<String, SimError> {
@@ -262,19 +218,6 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: SimulateArgs,
-    }
-
-    #[test]
-    fn durations_parse_in_the_spec_form() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "10", "s", "5x", "-5s", "1.5h", "99999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cen::notification::Notification;
 
-pub use cli::{SimulateArgs, parse_duration, run};
+pub use cli::{SimulateArgs, run};
 pub use data::{ItemKey, PUSH_STATUSES};
 pub use faults::FaultRates;
 pub use generate::{SUBJECTS, subscription_name};

@@ -61,7 +61,12 @@ path = "notifications.jsonl"
             ),
         )
         .unwrap();
-        Env { dir, sim, base_url, config_path }
+        Env {
+            dir,
+            sim,
+            base_url,
+            config_path,
+        }
     }
 
     pub fn config(&self) -> Config {
@@ -94,7 +99,9 @@ path = "notifications.jsonl"
         };
         let counters: &SinkCounters = &dispatcher.counters;
         while dispatcher.deliver_once().await.unwrap() > 0 {}
-        counters.delivered.load(std::sync::atomic::Ordering::Relaxed)
+        counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn sink_path(&self) -> PathBuf {
@@ -104,11 +111,16 @@ path = "notifications.jsonl"
     /// The ids in the file sink, with how often each appears.
     pub fn sink_ids(&self) -> BTreeMap<String, usize> {
         let mut ids = BTreeMap::new();
-        let Ok(text) = std::fs::read_to_string(self.sink_path()) else { return ids };
+        let Ok(text) = std::fs::read_to_string(self.sink_path()) else {
+            return ids;
+        };
         for line in text.lines() {
             // A torn last line (a kill mid-write) is not a delivery.
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            *ids.entry(record["id"].as_str().unwrap().to_owned()).or_default() += 1;
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            *ids.entry(record["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
         ids
     }
@@ -118,9 +130,21 @@ path = "notifications.jsonl"
 pub fn assert_exactly_once(sink: &BTreeMap<String, usize>, expected: &[String]) {
     let twice: Vec<_> = sink.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    let missing: Vec<_> = expected.iter().filter(|id| !sink.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} of {} never delivered", missing.len(), expected.len());
-    assert_eq!(sink.len(), expected.len(), "the sink holds notifications that should not be there");
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !sink.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} never delivered",
+        missing.len(),
+        expected.len()
+    );
+    assert_eq!(
+        sink.len(),
+        expected.len(),
+        "the sink holds notifications that should not be there"
+    );
 }
 
 pub fn token() -> CancellationToken {
