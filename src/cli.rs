@@ -44,6 +44,8 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Simulator + daemon + file sink in a temporary directory, with a live summary.
+    Demo(crate::demo::DemoArgs),
     /// A local stand-in for the CEN API (for `demo`, tests and trying things out).
     Simulate(Box<crate::simulate::SimulateArgs>),
     /// Re-deliver stored notifications created in RANGE.
@@ -134,6 +136,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         (Some(Command::CheckConfig), None) => check_config(&cli.config),
         (Some(Command::Sign(args)), None) => sign(&cli.config, args),
         (Some(Command::Status { json }), None) => status(&cli.config, *json),
+        (Some(Command::Demo(args)), None) => demo(args.clone()),
         (Some(Command::Simulate(args)), None) => simulate((**args).clone()),
         (None, Some(range)) => backfill(&cli.config, range),
         (None, None) => daemon(&cli.config),
@@ -245,5 +248,13 @@ fn simulate(args: crate::simulate::SimulateArgs) -> Result<ExitCode, CliError> {
             crate::simulate::run(args, shutdown).await
         })
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(args: crate::demo::DemoArgs) -> Result<ExitCode, CliError> {
+    crate::logging::init(crate::config::LogFormat::Text, "warn").map_err(CliError::Usage)?;
+    runtime()?
+        .block_on(crate::demo::run(args))
+        .map_err(CliError::Runtime)?;
     Ok(ExitCode::SUCCESS)
 }

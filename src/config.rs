@@ -719,7 +719,9 @@ impl Config {
             path: path.into(),
             message: e.to_string(),
         })?;
-        config.path = path.to_path_buf();
+        // Absolute, so relative paths in the file resolve the same whatever the working
+        // directory of a later command, and messages show where things are.
+        config.path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         config.credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
         config.validate(text)?;
         Ok(config)

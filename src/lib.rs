@@ -8,6 +8,7 @@
 pub mod cen;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod logging;
 pub mod poll;
 pub mod service;

@@ -262,3 +262,46 @@ fn sign_prints_a_verifiable_reproducible_header_and_the_base_string() {
         Some(2)
     );
 }
+
+#[test]
+fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cen_poller(&[
+        "demo",
+        "--duration",
+        "8s",
+        "--rate",
+        "2",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sink = dir.path().join("notifications.jsonl");
+    assert!(
+        stdout(&out).contains(sink.to_str().unwrap()),
+        "{}",
+        stdout(&out)
+    );
+    let text = std::fs::read_to_string(&sink).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    // 30 minutes of history at 2 per second, all delivered, each once.
+    assert!(ids.len() >= 3500, "{} delivered", ids.len());
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "a notification was delivered twice"
+    );
+    assert!(
+        stdout(&out).contains("CLEARING"),
+        "the summary shows subjects"
+    );
+}

@@ -102,6 +102,9 @@ pub struct PollHealth {
     pub cycles_failed: u64,
     /// Set while the watermark is older than the API's retention (data may be lost).
     pub watermark_beyond_retention: bool,
+    /// Over the cycles completed since the process started: notifications the API
+    /// returned, new ones, duplicates (already stored: by push or an earlier cycle), requests.
+    pub totals: ScanStats,
 }
 
 /// The daemon's poller: one cycle every `interval`.
@@ -185,6 +188,7 @@ impl Poller {
         let mut h = self.health.lock().expect("health lock");
         match &result {
             Ok(outcome) => {
+                h.totals.add(&outcome.stats);
                 let now = Utc::now();
                 h.last_success = Some(now);
                 h.last_progress = Some(now);
