@@ -36,8 +36,7 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     let dir = match &args.dir {
         Some(d) => {
-            std::fs::create_dir_all(d)
-                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
             d.clone()
         }
         None => tempfile::Builder::new()
@@ -82,6 +81,9 @@ first_start = "{first}"
 [state]
 path = "state.db"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [log]
 level = "warn"
 
@@ -92,14 +94,10 @@ path = "notifications.jsonl"
 "#,
         first = format_timestamp(Utc::now() - TimeDelta::minutes(31)),
     );
-    std::fs::write(&config_path, config_text)
-        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+    std::fs::write(&config_path, config_text).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
 
-    println!(
-        "cen-poller demo: simulator on http://{addr}, state and sink in {}",
-        dir.display()
-    );
+    println!("cen-poller demo: simulator on http://{addr}, state and sink in {}", dir.display());
     println!(
         "(30 minutes of history, {} new notifications/s, {:.0}% of API answers are faults; Ctrl-C stops)\n",
         args.rate,
@@ -108,6 +106,7 @@ path = "notifications.jsonl"
 
     let shutdown = CancellationToken::new();
     let running = crate::service::start(&config, shutdown.clone()).await?;
+    println!("metrics and health: http://{}/metrics, /readyz\n", running.admin_addr);
     let signals = tokio::spawn(crate::service::handle_signals(shutdown.clone(), || {}));
     if let Some(d) = args.duration {
         let s = shutdown.clone();
@@ -139,28 +138,16 @@ path = "notifications.jsonl"
     signals.abort();
     running.join(crate::service::SHUTDOWN_DEADLINE).await;
     sim.stop();
-    println!(
-        "\nstopped. Every notification is one line of {}",
-        sink_path.display()
-    );
+    println!("\nstopped. Every notification is one line of {}", sink_path.display());
     println!("try:  cen-poller --config {} status", config_path.display());
     Ok(())
 }
 
-fn summary(
-    config: &Config,
-    running: &crate::service::Running,
-    sim: &simulate::Simulator,
-) -> Result<String, String> {
-    use std::sync::atomic::Ordering;
+fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::Simulator) -> Result<String, String> {
     let status = crate::status::collect(config)?;
     let health = running.poller.health.lock().expect("health lock").clone();
     let stats = sim.stats();
-    let delivered: u64 = running
-        .sinks
-        .iter()
-        .map(|s| s.counters.delivered.load(Ordering::Relaxed))
-        .sum();
+    let delivered: u64 = running.sinks.iter().map(|s| s.counters.delivered.get()).sum();
     let mut out = String::new();
     out.push_str(&format!(
         "watermark {}   lag {}s   cycles ok {} / failed {}\n",
@@ -176,24 +163,12 @@ fn summary(
         status.backlog.values().sum::<u64>(),
         health.totals.duplicates
     ));
-    let paths: Vec<String> = status
-        .last_24h
-        .by_path
-        .iter()
-        .map(|(p, n)| format!("{p} {n}"))
-        .collect();
+    let paths: Vec<String> = status.last_24h.by_path.iter().map(|(p, n)| format!("{p} {n}")).collect();
     out.push_str(&format!(
         "by path: {}   (push arrives with the push endpoint)\n",
-        if paths.is_empty() {
-            "-".into()
-        } else {
-            paths.join(", ")
-        }
+        if paths.is_empty() { "-".into() } else { paths.join(", ") }
     ));
-    out.push_str(&format!(
-        "API: {} requests, {} faults injected and retried\n",
-        stats.requests, stats.faults_injected
-    ));
+    out.push_str(&format!("API: {} requests, {} faults injected and retried\n", stats.requests, stats.faults_injected));
     for (subject, n) in &status.last_24h.by_subject {
         out.push_str(&format!("  {subject:<28} {n:>7}\n"));
     }

@@ -25,22 +25,12 @@ async fn setup(count: u64) -> (simulate::Simulator, Client, Client) {
         push_status: vec![],
     };
     let good = Client::new(Arc::new(Signer::new("ck", key)), options.clone()).unwrap();
-    let wrong_key = Client::new(
-        Arc::new(Signer::new("ck", SigningKey::generate().unwrap())),
-        options,
-    )
-    .unwrap();
+    let wrong_key = Client::new(Arc::new(Signer::new("ck", SigningKey::generate().unwrap())), options).unwrap();
     (sim, good, wrong_key)
 }
 
 fn query(offset: u64, limit: u32) -> Query {
-    Query {
-        start: Utc::now() - TimeDelta::hours(1),
-        end: Utc::now(),
-        offset,
-        limit,
-        subject: None,
-    }
+    Query { start: Utc::now() - TimeDelta::hours(1), end: Utc::now(), offset, limit, subject: None }
 }
 
 #[tokio::test]
@@ -59,14 +49,9 @@ async fn signed_requests_page_through_a_window() {
         }
     }
     assert_eq!(ids.len(), 450);
-    let expected: std::collections::BTreeSet<String> = sim
-        .expected_ids(Utc::now() - TimeDelta::hours(1), Utc::now())
-        .into_iter()
-        .collect();
-    assert_eq!(
-        ids, expected,
-        "the ids computed from the served JSON are the simulator's"
-    );
+    let expected: std::collections::BTreeSet<String> =
+        sim.expected_ids(Utc::now() - TimeDelta::hours(1), Utc::now()).into_iter().collect();
+    assert_eq!(ids, expected, "the ids computed from the served JSON are the simulator's");
     assert_eq!(sim.stats().by_status.get(&200), Some(&3));
     // A subject filter is sent and honoured.
     let mut q = query(0, 200);
@@ -82,10 +67,7 @@ async fn a_bad_signature_is_a_401_carrying_the_gateways_reason_and_base_string()
     assert!(e.is_auth() && !e.is_retryable());
     assert_eq!(e.reason_code(), Some("INVALID_SIGNATURE"));
     let text = e.to_string();
-    assert!(
-        text.contains("HTTP 401 INVALID_SIGNATURE") && text.contains("GET&http%3A%2F%2F127.0.0.1"),
-        "{text}"
-    );
+    assert!(text.contains("HTTP 401 INVALID_SIGNATURE") && text.contains("GET&http%3A%2F%2F127.0.0.1"), "{text}");
 }
 
 #[tokio::test]
@@ -93,10 +75,7 @@ async fn injected_faults_become_typed_retryable_errors() {
     let (sim, client, _) = setup(50).await;
     sim.fail_next(1, 503);
     let e = client.notifications(&query(0, 200)).await.unwrap_err();
-    assert!(
-        matches!(e, ApiError::Status { status: 503, .. }) && e.is_retryable(),
-        "{e}"
-    );
+    assert!(matches!(e, ApiError::Status { status: 503, .. }) && e.is_retryable(), "{e}");
     sim.rate_limit_next(1, Duration::from_secs(3));
     let e = client.notifications(&query(0, 200)).await.unwrap_err();
     assert!(e.is_retryable());
@@ -105,27 +84,13 @@ async fn injected_faults_become_typed_retryable_errors() {
     let e = client.notifications(&query(0, 200)).await.unwrap_err();
     assert!(matches!(e, ApiError::Body(_)) && e.is_retryable(), "{e}");
     // And then it works again.
-    assert_eq!(
-        client
-            .notifications(&query(0, 200))
-            .await
-            .unwrap()
-            .notifications
-            .len(),
-        50
-    );
+    assert_eq!(client.notifications(&query(0, 200)).await.unwrap().notifications.len(), 50);
 }
 
 #[tokio::test]
 async fn a_slow_answer_times_out_as_a_retryable_transport_error() {
     let key = SigningKey::generate().unwrap();
-    let (sim, addr, _) = simulate::start(SimConfig::bounded(
-        4,
-        Utc::now() - TimeDelta::minutes(5),
-        1.0,
-        5,
-    ))
-    .await;
+    let (sim, addr, _) = simulate::start(SimConfig::bounded(4, Utc::now() - TimeDelta::minutes(5), 1.0, 5)).await;
     let client = Client::new(
         Arc::new(Signer::new("ck", key)),
         ClientOptions {
@@ -139,9 +104,6 @@ async fn a_slow_answer_times_out_as_a_retryable_transport_error() {
     .unwrap();
     sim.slow_next(1, Duration::from_secs(3));
     let e = client.notifications(&query(0, 10)).await.unwrap_err();
-    assert!(
-        matches!(e, ApiError::Transport(_)) && e.is_retryable(),
-        "{e}"
-    );
+    assert!(matches!(e, ApiError::Transport(_)) && e.is_retryable(), "{e}");
     assert!(e.to_string().contains("api.timeout"), "{e}");
 }

@@ -41,8 +41,7 @@ pub fn vgs_id(event_id: &str) -> String {
 }
 
 fn hash_canonical(value: &Value) -> Result<String, IdError> {
-    let canonical =
-        serde_json_canonicalizer::to_vec(value).map_err(|e| IdError::Canonical(e.to_string()))?;
+    let canonical = serde_json_canonicalizer::to_vec(value).map_err(|e| IdError::Canonical(e.to_string()))?;
     Ok(hex::encode(digest::digest(&digest::SHA256, &canonical)))
 }
 
@@ -51,10 +50,7 @@ fn hash_canonical(value: &Value) -> Result<String, IdError> {
 fn without_null_members(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), without_null_members(v)))
-                .collect(),
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_null_members(v))).collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(without_null_members).collect()),
         other => other.clone(),
@@ -77,10 +73,7 @@ mod tests {
     fn is_lowercase_hex_sha256() {
         let id = id(BASE);
         assert_eq!(id.len(), 64);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        );
+        assert!(id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
     }
 
     #[test]
@@ -105,10 +98,7 @@ mod tests {
         assert_eq!(id(BASE), id(&pulled));
         let without = BASE.replace(r#""pushStatus":"DELIVERED","#, "");
         assert_eq!(id(BASE), id(&without));
-        let with_nulls = BASE.replace(
-            r#""count":100"#,
-            r#""count":100,"note":null,"deep":{"x":null}"#,
-        );
+        let with_nulls = BASE.replace(r#""count":100"#, r#""count":100,"note":null,"deep":{"x":null}"#);
         // `deep` becomes an empty object, which is content: compare with that written out.
         let with_empty = BASE.replace(r#""count":100"#, r#""count":100,"deep":{}"#);
         assert_eq!(id(&with_nulls), id(&with_empty));
@@ -137,14 +127,8 @@ mod tests {
 
     #[test]
     fn non_objects_are_refused() {
-        assert!(matches!(
-            notification_id(&json!([1])),
-            Err(IdError::NotAnObject)
-        ));
-        assert!(matches!(
-            notification_id(&json!(null)),
-            Err(IdError::NotAnObject)
-        ));
+        assert!(matches!(notification_id(&json!([1])), Err(IdError::NotAnObject)));
+        assert!(matches!(notification_id(&json!(null)), Err(IdError::NotAnObject)));
     }
 
     #[test]
