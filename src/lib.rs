@@ -13,6 +13,8 @@ pub mod demo;
 pub mod logging;
 pub mod metrics;
 pub mod poll;
+pub mod push;
+pub mod server;
 pub mod service;
 pub mod simulate;
 pub mod sinks;

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cen::client::{Client, ClientOptions};
 use crate::config::Config;
 use crate::poll::{PollSettings, Poller, Scanner};
+use crate::sinks;
 use crate::sinks::dispatcher::{ActiveSink, DeliverySettings, Dispatcher, owner_id, release_dead_owners};
-use crate::sinks::{self, Sink};
 use crate::store::{Route, StoreHandle};
 
 /// How long shutdown waits for tasks to finish their current step.
@@ -62,6 +62,8 @@ pub struct Running {
     pub store: StoreHandle,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub admin_addr: std::net::SocketAddr,
+    /// The push endpoint, when `[push]` is configured.
+    pub push: Option<crate::push::PushEndpoint>,
     pub poller: Arc<Poller>,
     pub sinks: Vec<ActiveSink>,
     tasks: JoinSet<()>,
@@ -76,8 +78,26 @@ impl Running {
         }
     }
 
-    /// SIGHUP: reopen the sinks' files and connections.
-    pub fn reopen_sinks(&self) {
+    /// SIGHUP: re-read the configuration file; on success reload the push endpoint's
+    /// certificates and allowed names, and reopen the sinks' files. A broken file changes
+    /// nothing and is reported.
+    pub fn reload(&self, path: &std::path::Path) {
+        let metrics = self.store.metrics();
+        let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
+        let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| match &self.push {
+            Some(push) => push.reload(&config),
+            None => Ok(()),
+        });
+        match result {
+            Ok(()) => {
+                metrics.reloads.get_or_create(&outcome("ok")).inc();
+                tracing::info!("SIGHUP: configuration reloaded");
+            }
+            Err(e) => {
+                metrics.reloads.get_or_create(&outcome("error")).inc();
+                tracing::error!(error = %e, "SIGHUP: the new configuration is not usable; still running on the old one");
+            }
+        }
         for s in &self.sinks {
             s.sink.reopen();
         }
@@ -109,7 +129,17 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     tasks.spawn(async move {
         let _ = admin.await;
     });
-    Ok(Running { store, admin_addr, poller, sinks, tasks })
+    let push = match &config.push {
+        Some(_) => {
+            let (endpoint, serving) = crate::push::PushEndpoint::start(config, store.clone(), shutdown.clone()).await?;
+            tasks.spawn(async move {
+                let _ = serving.await;
+            });
+            Some(endpoint)
+        }
+        None => None,
+    };
+    Ok(Running { store, admin_addr, push, poller, sinks, tasks })
 }
 
 /// One dispatcher task per configured sink.
@@ -166,11 +196,7 @@ pub async fn run_daemon(config: Config) -> Result<(), String> {
         state = %config.resolve(&config.state.path).display(),
         "cen-poller running"
     );
-    let reopen = {
-        let sinks: Vec<Arc<dyn Sink>> = running.sinks.iter().map(|s| s.sink.clone()).collect();
-        move || sinks.iter().for_each(|s| s.reopen())
-    };
-    handle_signals(shutdown.clone(), reopen).await;
+    handle_signals(shutdown.clone(), || running.reload(&config.path)).await;
     running.join(SHUTDOWN_DEADLINE).await;
     tracing::info!("stopped");
     Ok(())
@@ -178,7 +204,7 @@ pub async fn run_daemon(config: Config) -> Result<(), String> {
 
 /// Waits for SIGTERM or SIGINT and cancels `shutdown`; SIGHUP calls `on_hup`. A second
 /// SIGINT exits the process at once.
-pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn() + Send + 'static) {
+pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn()) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -206,7 +232,6 @@ pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn() + Sen
                 break;
             }
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reopening sink files");
                 on_hup();
             }
         }

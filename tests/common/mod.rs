@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +31,12 @@ pub struct Env {
 impl Env {
     /// Starts a simulator for `sim` (its OAuth check switched on) and writes a config whose
     /// `[poll]` section is `poll` (TOML lines) with a file sink `archive`.
-    pub async fn start(mut sim: SimConfig, poll: &str) -> Env {
+    pub async fn start(sim: SimConfig, poll: &str) -> Env {
+        Self::start_with(sim, poll, "").await
+    }
+
+    /// As [`Env::start`], with `extra` TOML appended to the configuration.
+    pub async fn start_with(mut sim: SimConfig, poll: &str, extra: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::generate().unwrap();
         std::fs::write(dir.path().join("key.pem"), key.private_key_pem()).unwrap();
@@ -60,6 +67,8 @@ listen = "127.0.0.1:0"
 name = "archive"
 type = "file"
 path = "notifications.jsonl"
+
+{extra}
 "#
             ),
         )
