@@ -159,9 +159,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn daemon(path: &Path) -> Result<ExitCode, CliError> {
+    let runtime = runtime()?;
+    // Catch SIGTERM/SIGINT before the slow part of start-up (keys, store): a stop then
+    // (systemd stopping a unit that is still starting) is an orderly one, exit 0.
+    let signals = {
+        let _context = runtime.enter();
+        crate::service::Signals::install().map_err(CliError::Runtime)?
+    };
     let config = load_and_log(path)?;
     config.load_secrets()?;
-    runtime()?.block_on(crate::service::run_daemon(config)).map_err(CliError::Runtime)?;
+    runtime.block_on(crate::service::run_daemon(config, signals)).map_err(CliError::Runtime)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -186,8 +186,10 @@ async fn prune_loop(store: StoreHandle, keep: chrono::TimeDelta, shutdown: Cance
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run_daemon(config: Config) -> Result<(), String> {
+/// Runs the daemon until SIGTERM or SIGINT. `signals` should be installed before anything
+/// slow happens (loading keys, opening the store), so that a stop during start-up is an
+/// orderly one too.
+pub async fn run_daemon(config: Config, signals: Signals) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     let running = start(&config, shutdown.clone()).await?;
     tracing::info!(
@@ -196,44 +198,73 @@ pub async fn run_daemon(config: Config) -> Result<(), String> {
         state = %config.resolve(&config.state.path).display(),
         "cen-poller running"
     );
-    handle_signals(shutdown.clone(), || running.reload(&config.path)).await;
+    signals.run(shutdown.clone(), || running.reload(&config.path)).await;
     running.join(SHUTDOWN_DEADLINE).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT and cancels `shutdown`; SIGHUP calls `on_hup`. A second
-/// SIGINT exits the process at once.
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment [`Signals::install`] returns: a signal
+/// that arrives before [`Signals::run`] waits is kept and acted on then, instead of killing
+/// the process with the default action.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers. Must be called within a Tokio runtime context.
+    pub fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install =
+            |kind: SignalKind, name: &str| signal(kind).map_err(|e| format!("cannot install a {name} handler: {e}"));
+        Ok(Signals {
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT and cancels `shutdown`; SIGHUP calls `on_hup`. A second
+    /// SIGINT exits the process at once.
+    pub async fn run(self, shutdown: CancellationToken, on_hup: impl Fn()) {
+        let Signals { mut term, mut int, mut hup } = self;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: finishing the current step, then stopping");
+                    shutdown.cancel();
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: finishing the current step, then stopping (interrupt again to exit at once)");
+                    shutdown.cancel();
+                    tokio::spawn(async move {
+                        if int.recv().await.is_some() {
+                            tracing::warn!("second SIGINT: exiting now");
+                            std::process::exit(130);
+                        }
+                    });
+                    break;
+                }
+                _ = hup.recv() => {
+                    on_hup();
+                }
+            }
+        }
+    }
+}
+
+/// Installs the signal handlers and runs them (see [`Signals`]); when they cannot be
+/// installed, waits for `shutdown` only.
 pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn()) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
-        return shutdown.cancelled().await;
-    };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = term.recv() => {
-                tracing::info!("SIGTERM: finishing the current step, then stopping");
-                shutdown.cancel();
-                break;
-            }
-            _ = int.recv() => {
-                tracing::info!("SIGINT: finishing the current step, then stopping (interrupt again to exit at once)");
-                shutdown.cancel();
-                tokio::spawn(async move {
-                    if int.recv().await.is_some() {
-                        tracing::warn!("second SIGINT: exiting now");
-                        std::process::exit(130);
-                    }
-                });
-                break;
-            }
-            _ = hup.recv() => {
-                on_hup();
-            }
+    match Signals::install() {
+        Ok(signals) => signals.run(shutdown, on_hup).await,
+        Err(e) => {
+            tracing::error!(error = %e, "stop the process with SIGKILL");
+            shutdown.cancelled().await
         }
     }
 }
@@ -254,7 +285,7 @@ pub async fn run_backfill(
     release_dead_owners(&store).await.map_err(|e| e.to_string())?;
     let scanner = scanner(config, store.clone())?;
     let interrupt = CancellationToken::new();
-    let signals = tokio::spawn(handle_signals(interrupt.clone(), || {}));
+    let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
     // The dispatchers stop on their own token: after an interrupt they still deliver what
     // the interrupted scan committed, until the drain below gives up.
     let stop_dispatch = CancellationToken::new();

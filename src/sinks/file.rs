@@ -3,6 +3,15 @@
 //! Each batch is written with one `write_all` of whole lines and one `fsync`, so a crash
 //! leaves at most a torn last line that was never acknowledged (it is delivered again
 //! after the restart, G2). SIGHUP reopens the file so logrotate can move it away.
+//!
+//! Invariants:
+//! - A batch starts on a new line: when the file does not end with a newline (the last
+//!   write was torn by a kill), one is written first, so the torn fragment stays a line of
+//!   its own instead of swallowing the first record of the batch — a record that would be
+//!   acknowledged yet unreadable.
+//! - A batch is written under an exclusive advisory lock (`flock`) on the file, so two
+//!   processes appending to it (the daemon and a `--backfill`) never interleave their
+//!   batches, and the torn-line check never sees the other's write half done.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -44,17 +53,43 @@ impl FileSink {
             *file = open_append(&self.path).map_err(SinkError::Retryable)?;
         }
         let fail = |what: &str, e: std::io::Error| SinkError::Retryable(format!("{what} {}: {e}", self.path.display()));
-        file.write_all(&buf).map_err(|e| fail("cannot write", e))?;
-        file.sync_data().map_err(|e| fail("cannot fsync", e))
+        file.lock().map_err(|e| fail("cannot lock", e))?;
+        let written = append_lines(&mut file, &buf);
+        // Closing the file would release the lock too; an unlock error changes nothing.
+        let _ = file.unlock();
+        written.map_err(|(what, e)| fail(what, e))
     }
+}
+
+/// Appends `lines` (whole lines) to `file`, on a line of their own, and syncs the data.
+fn append_lines(file: &mut File, lines: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
+    if ends_torn(file).map_err(|e| ("cannot read the end of", e))? {
+        file.write_all(b"\n").map_err(|e| ("cannot write", e))?;
+    }
+    file.write_all(lines).map_err(|e| ("cannot write", e))?;
+    file.sync_data().map_err(|e| ("cannot fsync", e))
+}
+
+/// Whether the file's last byte is something other than a newline (a torn write).
+fn ends_torn(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] != b'\n')
 }
 
 fn open_append(path: &Path) -> Result<File, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
+    // Readable too: a batch looks at the last byte first (see `ends_torn`).
     OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| format!("cannot open {} for appending: {e}", path.display()))
@@ -80,5 +115,51 @@ impl Sink for FileSink {
 
     fn reopen(&self) {
         self.reopen.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leased(id: &str) -> Leased {
+        Leased {
+            seq: 1,
+            id: id.into(),
+            attempts: 0,
+            enqueued_ms: 0,
+            subject: "CLEARING".into(),
+            created_raw: "2026-11-22T10:00:00.000Z".into(),
+            received_via: "pull".into(),
+            record: format!("{{\"id\":\"{id}\"}}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_does_not_swallow_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        // What a kill in the middle of a write leaves behind.
+        std::fs::write(&path, "{\"id\":\"a\"}\n{\"id\":\"b\",\"sou").unwrap();
+        let sink = FileSink::open("archive", &path).unwrap();
+        let outcomes = sink.deliver(&[leased("c"), leased("d")]).await;
+        assert!(outcomes.iter().all(Result::is_ok));
+        let outcomes = sink.deliver(&[leased("e")]).await;
+        assert!(outcomes.iter().all(Result::is_ok));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\",\"sou\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n{\"id\":\"e\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_whole_file_gets_no_extra_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.jsonl");
+        let sink = FileSink::open("archive", &path).unwrap();
+        sink.deliver(&[leased("a")]).await;
+        let again = FileSink::open("archive", &path).unwrap();
+        again.deliver(&[leased("b")]).await;
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
     }
 }
