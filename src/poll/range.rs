@@ -36,7 +36,8 @@ pub fn parse_range(text: &str, now: DateTime<Utc>, settle: TimeDelta) -> Result<
             format!("{text:?} is not a range: write FROM..TO, FROM.. (RFC 3339 UTC times) or a duration like 24h")
         })?;
         let d = TimeDelta::from_std(d).map_err(|_| format!("{text:?} is too long"))?;
-        Range { from: open_end - d, to: open_end }
+        // "The last 7d" starts 7 days before now, so `7d` is the whole retention.
+        Range { from: now - d, to: open_end }
     };
     if range.to <= range.from {
         return Err(format!("range {range} is empty: its end must be after its start"));
@@ -74,7 +75,7 @@ mod tests {
         let r = parse_range("2026-11-22T00:00:00Z..", now(), settle).unwrap();
         assert_eq!(r.to, now() - settle);
         let r = parse_range("24h", now(), settle).unwrap();
-        assert_eq!((r.to - r.from, r.to), (TimeDelta::hours(24), now() - settle));
+        assert_eq!((r.from, r.to), (now() - TimeDelta::hours(24), now() - settle));
         for bad in ["", "yesterday", "2026-11-21T00:00:00Z..2026-11-20T00:00:00Z", "x..y", "..2026-11-20T00:00:00Z"] {
             assert!(parse_range(bad, now(), settle).is_err(), "{bad}");
         }
@@ -87,5 +88,6 @@ mod tests {
         let e = check_retention(&old, now()).unwrap_err();
         assert!(e.contains("7-day retention"), "{e}");
         assert!(check_retention(&parse_range("6d", now(), settle).unwrap(), now()).is_ok());
+        assert!(check_retention(&parse_range("7d", now(), settle).unwrap(), now()).is_ok(), "the whole retention");
     }
 }
