@@ -20,6 +20,7 @@ use crate::poll::{PollSettings, Poller, Scanner};
 use crate::sinks;
 use crate::sinks::dispatcher::{ActiveSink, DeliverySettings, Dispatcher, owner_id, release_dead_owners};
 use crate::store::{Route, StoreHandle};
+use crate::systemd::Liveness;
 
 /// How long shutdown waits for tasks to finish their current step.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
@@ -66,6 +67,8 @@ pub struct Running {
     pub push: Option<crate::push::PushEndpoint>,
     pub poller: Arc<Poller>,
     pub sinks: Vec<ActiveSink>,
+    /// The loops the systemd watchdog checks.
+    pub liveness: Liveness,
     tasks: JoinSet<()>,
 }
 
@@ -82,6 +85,7 @@ impl Running {
     /// certificates and allowed names, and reopen the sinks' files. A broken file changes
     /// nothing and is reported.
     pub fn reload(&self, path: &std::path::Path) {
+        crate::systemd::reloading();
         let metrics = self.store.metrics();
         let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
         let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| match &self.push {
@@ -101,6 +105,25 @@ impl Running {
         for s in &self.sinks {
             s.sink.reopen();
         }
+        crate::systemd::ready("reloaded");
+    }
+
+    /// One line for `systemctl status`: watermark, lag, backlog, problems.
+    pub async fn status_line(&self) -> String {
+        let health = self.poller.health.lock().expect("health lock").clone();
+        let backlog: u64 = self.store.backlog().await.map(|b| b.iter().map(|(_, n)| n).sum()).unwrap_or(0);
+        let watermark = health.watermark.map_or("none yet".to_string(), crate::cen::notification::format_timestamp);
+        let lag = health.watermark.map(|w| (self.poller.scanner.clock.now() - w).num_seconds());
+        let mut line = format!(
+            "watermark {watermark}{}, backlog {backlog}, cycles ok {} failed {}",
+            lag.map(|l| format!(" (lag {l}s)")).unwrap_or_default(),
+            health.cycles_ok,
+            health.cycles_failed
+        );
+        if let Some(p) = health.auth_problem.or(health.problem) {
+            line.push_str(&format!("; last error: {p}"));
+        }
+        line
     }
 }
 
@@ -110,8 +133,11 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     let store = open_store(config)?;
     release_dead_owners(&store).await.map_err(|e| e.to_string())?;
     let mut tasks = JoinSet::new();
-    let sinks = start_dispatchers(config, &store, &shutdown, &mut tasks)?;
-    let poller = Arc::new(Poller::new(client, store.clone(), PollSettings::from_config(config)));
+    let liveness = Liveness::default();
+    let sinks = start_dispatchers(config, &store, &shutdown, &mut tasks, &liveness)?;
+    let mut poller = Poller::new(client, store.clone(), PollSettings::from_config(config));
+    poller.heartbeat = liveness.register("poll");
+    let poller = Arc::new(poller);
     {
         let poller = poller.clone();
         let shutdown = shutdown.clone();
@@ -139,7 +165,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         }
         None => None,
     };
-    Ok(Running { store, admin_addr, push, poller, sinks, tasks })
+    Ok(Running { store, admin_addr, push, poller, sinks, liveness, tasks })
 }
 
 /// One dispatcher task per configured sink.
@@ -148,6 +174,7 @@ pub fn start_dispatchers(
     store: &StoreHandle,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
+    liveness: &Liveness,
 ) -> Result<Vec<ActiveSink>, String> {
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
@@ -160,6 +187,7 @@ pub fn start_dispatchers(
             owner: owner.clone(),
             settings: settings.clone(),
             counters: counters.clone(),
+            heartbeat: liveness.register(&format!("sink {}", sink.name())),
         };
         tasks.spawn(dispatcher.run(shutdown.clone()));
         out.push(ActiveSink { sink, counters });
@@ -198,7 +226,14 @@ pub async fn run_daemon(config: Config, signals: Signals) -> Result<(), String> 
         state = %config.resolve(&config.state.path).display(),
         "cen-poller running"
     );
-    signals.run(shutdown.clone(), || running.reload(&config.path)).await;
+    // Configuration valid, database open and migrated, listeners bound: ready.
+    crate::systemd::ready(&running.status_line().await);
+    let supervise = crate::systemd::supervise(running.liveness.clone(), || running.status_line(), shutdown.clone());
+    let signals = signals.run(shutdown.clone(), || running.reload(&config.path));
+    tokio::join!(supervise, async {
+        signals.await;
+        crate::systemd::stopping();
+    });
     running.join(SHUTDOWN_DEADLINE).await;
     tracing::info!("stopped");
     Ok(())
@@ -290,7 +325,7 @@ pub async fn run_backfill(
     // the interrupted scan committed, until the drain below gives up.
     let stop_dispatch = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let sinks = start_dispatchers(config, &store, &stop_dispatch, &mut tasks)?;
+    let sinks = start_dispatchers(config, &store, &stop_dispatch, &mut tasks, &Liveness::default())?;
     let report = crate::poll::backfill::backfill(&scanner, range, config.poll.max_window.delta(), &interrupt).await;
     drain(&store, &sinks, &interrupt).await;
     stop_dispatch.cancel();

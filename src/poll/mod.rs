@@ -116,6 +116,8 @@ pub struct Poller {
     pub scanner: Scanner,
     pub settings: PollSettings,
     pub health: Arc<Mutex<PollHealth>>,
+    /// Beaten while the poll loop runs (the systemd watchdog checks it).
+    pub heartbeat: crate::systemd::Heartbeat,
 }
 
 /// What one cycle did.
@@ -130,7 +132,7 @@ impl Poller {
     pub fn new(client: Client, store: StoreHandle, settings: PollSettings) -> Poller {
         let health = Arc::new(Mutex::new(PollHealth::default()));
         let scanner = Scanner::new(client, store, settings.clone(), Arc::new(ApiClock::default()), health.clone());
-        Poller { scanner, settings, health }
+        Poller { scanner, settings, health, heartbeat: Default::default() }
     }
 
     /// Polls until `shutdown`, one cycle per interval. A cycle in progress finishes the
@@ -142,11 +144,20 @@ impl Poller {
         // bury everything else, so it is logged again only when it changes.
         let mut last_problem: Option<String> = None;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+            let waited = self
+                .heartbeat
+                .while_running(async {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => false,
+                        _ = ticker.tick() => true,
+                    }
+                })
+                .await;
+            if !waited {
+                return;
             }
-            match self.cycle(&shutdown).await {
+            crate::systemd::test_freeze_point();
+            match self.heartbeat.while_running(self.cycle(&shutdown)).await {
                 Ok(outcome) => {
                     if last_problem.take().is_some() {
                         tracing::info!("polling recovered");

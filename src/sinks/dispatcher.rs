@@ -112,6 +112,8 @@ pub struct Dispatcher {
     pub owner: String,
     pub settings: DeliverySettings,
     pub counters: Arc<SinkCounters>,
+    /// Beaten while the loop runs (the systemd watchdog checks it).
+    pub heartbeat: crate::systemd::Heartbeat,
 }
 
 impl Dispatcher {
@@ -122,7 +124,7 @@ impl Dispatcher {
             if shutdown.is_cancelled() {
                 break;
             }
-            match self.deliver_once().await {
+            match self.heartbeat.while_running(self.deliver_once()).await {
                 Ok(0) => {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,

@@ -105,6 +105,7 @@ path = "notifications.jsonl"
             owner: owner_id(),
             settings: DeliverySettings::from(&config.delivery),
             counters: Default::default(),
+            heartbeat: Default::default(),
         };
         let counters: &SinkCounters = &dispatcher.counters;
         while dispatcher.deliver_once().await.unwrap() > 0 {}
