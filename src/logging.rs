@@ -12,7 +12,7 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
-        _ => EnvFilter::try_new(level),
+        _ => EnvFilter::try_new(directive_for(level)),
     }
     .map_err(|e| format!("log.level {level:?} is not a level or filter: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -23,4 +23,27 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     // A second init (tests, `demo` starting the daemon in-process) keeps the first.
     let _ = result;
     Ok(())
+}
+
+/// A plain level applies to cen-poller's own logs; libraries (HTTP, TLS, SQL) stay at
+/// `warn`, because at `debug` they log connection details and headers that have no place
+/// in an operator's log (SPEC G6). A full filter directive (`info,hyper=debug`) is used as
+/// written.
+fn directive_for(level: &str) -> String {
+    match level.trim().to_ascii_lowercase().as_str() {
+        l @ ("error" | "warn") => l.to_owned(),
+        l @ ("info" | "debug" | "trace") => format!("warn,cen_poller={l}"),
+        _ => level.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_levels_keep_libraries_at_warn() {
+        assert_eq!(super::directive_for("debug"), "warn,cen_poller=debug");
+        assert_eq!(super::directive_for("INFO"), "warn,cen_poller=info");
+        assert_eq!(super::directive_for("error"), "error");
+        assert_eq!(super::directive_for("info,hyper=debug"), "info,hyper=debug");
+    }
 }
