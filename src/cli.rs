@@ -46,6 +46,12 @@ pub enum Command {
     },
     /// Simulator + daemon + file sink in a temporary directory, with a live summary.
     Demo(crate::demo::DemoArgs),
+    /// Print the man page (roff) generated from this command line.
+    #[command(hide = true)]
+    Manpage,
+    /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
     /// A local stand-in for the CEN API (for `demo`, tests and trying things out).
     Simulate(Box<crate::simulate::SimulateArgs>),
     /// Re-deliver stored notifications created in RANGE.
@@ -135,6 +141,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         (Some(Command::Sign(args)), None) => sign(&cli.config, args),
         (Some(Command::Status { json }), None) => status(&cli.config, *json),
         (Some(Command::Demo(args)), None) => demo(args.clone()),
+        (Some(Command::Manpage), None) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out).map_err(|e| CliError::Runtime(e.to_string()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some(Command::Completions { shell }), None) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "cen-poller", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         (Some(Command::Simulate(args)), None) => simulate((**args).clone()),
         (None, Some(range)) => backfill(&cli.config, range),
         (None, None) => daemon(&cli.config),

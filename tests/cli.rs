@@ -198,3 +198,23 @@ fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
     assert_eq!(unique.len(), ids.len(), "a notification was delivered twice");
     assert!(stdout(&out).contains("CLEARING"), "the summary shows subjects");
 }
+
+#[test]
+fn man_page_and_completions_come_from_the_cli_definition() {
+    let man = cen_poller(&["manpage"]);
+    assert!(man.status.success());
+    let man = stdout(&man);
+    assert!(man.contains(".TH cen-poller 1") && man.contains("check\\-config"), "{man}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cen_poller(&["completions", shell]);
+        assert!(out.status.success() && stdout(&out).contains("backfill"), "{shell}");
+    }
+}
+
+#[test]
+fn the_shipped_configuration_templates_parse() {
+    for file in ["config/cen-poller.toml", "config/sandbox.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        cen_poller::config::Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
