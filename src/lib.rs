@@ -20,3 +20,4 @@ pub mod simulate;
 pub mod sinks;
 pub mod status;
 pub mod store;
+pub mod vgs;
