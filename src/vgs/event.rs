@@ -66,8 +66,10 @@ pub struct Event {
     pub timestamp: String,
     /// The event's details, exactly as sent (normally an object; see [`Event::card_details`]).
     pub details: Value,
+    /// A short title, e.g. `Card updated`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A sentence naming the card and the vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// SHA-256 (hex) of event + details + tenant: VGS groups repeats by it.
@@ -91,6 +93,7 @@ pub struct Event {
     /// `vault` in VGS's examples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The VGS application that produced the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer: Option<Producer>,
     /// Every other member, and declared members of an unexpected JSON type.
@@ -101,10 +104,13 @@ pub struct Event {
 /// The application that produced the event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Producer {
+    /// E.g. `calm-api`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_name: Option<String>,
+    /// E.g. `http`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_protocol: Option<String>,
+    /// Every other member.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -120,13 +126,16 @@ pub struct CardDetails {
     /// The card's id in VGS (`CRD…`, 25 characters): read the current card data by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_id: Option<String>,
+    /// The last four digits of the (current) card number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_last4: Option<NumOrString>,
     /// Sent for Visa and Mastercard cards only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_first8: Option<NumOrString>,
+    /// The first six digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_bin: Option<NumOrString>,
+    /// VGS's fingerprint of the card number (the same number gives the same fingerprint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_fingerprint: Option<String>,
     /// Other cards with the same fingerprint. VGS sends a string holding a JSON array of card
@@ -134,18 +143,22 @@ pub struct CardDetails {
     /// [`CardDetails::fingerprint_match_ids`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint_matches: Option<Value>,
+    /// The new card number, masked to its last four digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_account_number: Option<NumOrString>,
     /// `MMYY`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_expiration_date: Option<NumOrString>,
+    /// The previous card number, masked to its last four digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_account_number: Option<NumOrString>,
     /// `MMYY`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_expiration_date: Option<NumOrString>,
+    /// The card's expiry month (card objects), 1–12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp_month: Option<NumOrString>,
+    /// The card's expiry year (card objects), two or four digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp_year: Option<NumOrString>,
     /// When the network reported the change; VGS writes it to the minute (`2024-01-17T00:00Z`).
@@ -155,8 +168,11 @@ pub struct CardDetails {
     /// [`ENROLLMENT_FAILURE_CODES`]), as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<NumOrString>,
+    /// The reason in words, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_text: Option<String>,
+    /// Every other member (network token and 3DS details land here), and declared members of
+    /// an unexpected JSON type.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

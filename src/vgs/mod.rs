@@ -49,6 +49,7 @@ const MAX_LOGGED_SIGNATURE: usize = 256;
 
 /// A running VGS endpoint.
 pub struct VgsEndpoint {
+    /// The bound address (`vgs.listen` with a port of 0 resolved).
     pub addr: SocketAddr,
     /// `None` when serving plain HTTP.
     tls: Option<SharedTls>,
