@@ -506,21 +506,28 @@ pub const CEN_SUBJECTS: [&str; 7] = [
     "TOKEN_PROVISIONING_EVENT",
 ];
 
-/// VGS event names a sink may filter on (issue 7 and the VGS pages).
-pub const VGS_EVENTS: [&str; 17] = [
-    "cmp_au_card.enrolled",
+/// VGS event names a sink may filter on: the Card Management Platform events the VGS
+/// notification pages list (Account Updater, network token, 3DS), and the `au_card.*` names
+/// of the earlier Account Updater API. An event with another name (a variant such as
+/// `cmp_au_card.enrollment.failed`) is still stored and delivered, and counted in
+/// `cen_notifications_unknown_event_total`; only a sink filter cannot name it.
+pub const VGS_EVENTS: [&str; 20] = [
     "cmp_au_card.updated",
-    "cmp_au_card.expiry_updated",
+    "cmp_au_card.expired",
     "cmp_au_card.closed",
-    "cmp_au_card.contact_cardholder",
+    "cmp_au_card.non_participating",
+    "cmp_au_card.contact_cardholder_advice",
+    "cmp_au_card.unknown",
+    "cmp_au_card.enrolled",
     "cmp_au_card.opt_out",
     "cmp_au_card.enrollment_failed",
-    "cmp_au_card.unenrolled",
-    "cmp_au_card.no_match",
     "au_card.updated",
-    "au_card.expiry_updated",
+    "au_card.expired",
     "au_card.closed",
-    "au_card.contact_cardholder",
+    "au_card.non_participating",
+    "au_card.contact_cardholder_advice",
+    "au_card.unknown",
+    "au_card.enrolled",
     "au_card.opt_out",
     "cmp_network_token.updated",
     "cmp_threeds.device_fingerprint",

@@ -21,3 +21,4 @@ pub mod sinks;
 pub mod status;
 pub mod store;
 pub mod systemd;
+pub mod vgs;

@@ -2,7 +2,7 @@
 //!
 //! Counters are incremented where things happen: accepted notifications in the store handle
 //! (one place for push, pull, backfill and VGS), cycles in the poller, deliveries in the
-//! dispatchers, push requests in the push endpoint. Gauges that describe the database
+//! dispatchers, push and VGS requests in their endpoints. Gauges that describe the database
 //! (backlog, dead letters) are refreshed from it when `/metrics` is scraped.
 
 use std::sync::atomic::AtomicU64;
@@ -63,6 +63,7 @@ pub struct Metrics {
     pub sink_backlog: Family<SinkLabels, Gauge>,
     pub sink_dead_letters: Family<SinkLabels, Gauge>,
     pub push_requests: Family<CodeLabels, Counter>,
+    pub vgs_requests: Family<CodeLabels, Counter>,
     pub reloads: Family<OutcomeLabels, Counter>,
     pub start_time_seconds: Gauge<f64, AtomicU64>,
     pub resident_memory_bytes: Gauge,
@@ -92,6 +93,7 @@ impl Metrics {
             sink_backlog: Family::default(),
             sink_dead_letters: Family::default(),
             push_requests: Family::default(),
+            vgs_requests: Family::default(),
             reloads: Family::default(),
             start_time_seconds: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
@@ -148,6 +150,7 @@ impl Metrics {
             m.sink_dead_letters.clone(),
         );
         registry.register("cen_push_requests", "Push requests by HTTP status code", m.push_requests.clone());
+        registry.register("cen_vgs_requests", "VGS webhook requests by HTTP status code", m.vgs_requests.clone());
         registry.register("cen_config_reloads", "Configuration reloads (SIGHUP) by outcome", m.reloads.clone());
         registry.register(
             "cen_process_start_time_seconds",

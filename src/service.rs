@@ -65,6 +65,8 @@ pub struct Running {
     pub admin_addr: std::net::SocketAddr,
     /// The push endpoint, when `[push]` is configured.
     pub push: Option<crate::push::PushEndpoint>,
+    /// The VGS webhook endpoint, when `[vgs]` is configured.
+    pub vgs: Option<crate::vgs::VgsEndpoint>,
     pub poller: Arc<Poller>,
     pub sinks: Vec<ActiveSink>,
     /// The loops the systemd watchdog checks.
@@ -82,15 +84,21 @@ impl Running {
     }
 
     /// SIGHUP: re-read the configuration file; on success reload the push endpoint's
-    /// certificates and allowed names, and reopen the sinks' files. A broken file changes
-    /// nothing and is reported.
+    /// certificates and allowed names, the VGS endpoint's secrets, verify mode and
+    /// certificate, and reopen the sinks' files. A broken file changes nothing and is
+    /// reported.
     pub fn reload(&self, path: &std::path::Path) {
         crate::systemd::reloading();
         let metrics = self.store.metrics();
         let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
-        let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| match &self.push {
-            Some(push) => push.reload(&config),
-            None => Ok(()),
+        let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+            if let Some(push) = &self.push {
+                push.reload(&config)?;
+            }
+            match &self.vgs {
+                Some(vgs) => vgs.reload(&config),
+                None => Ok(()),
+            }
         });
         match result {
             Ok(()) => {
@@ -165,7 +173,17 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         }
         None => None,
     };
-    Ok(Running { store, admin_addr, push, poller, sinks, liveness, tasks })
+    let vgs = match &config.vgs {
+        Some(_) => {
+            let (endpoint, serving) = crate::vgs::VgsEndpoint::start(config, store.clone(), shutdown.clone()).await?;
+            tasks.spawn(async move {
+                let _ = serving.await;
+            });
+            Some(endpoint)
+        }
+        None => None,
+    };
+    Ok(Running { store, admin_addr, push, vgs, poller, sinks, liveness, tasks })
 }
 
 /// One dispatcher task per configured sink.

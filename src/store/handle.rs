@@ -104,6 +104,30 @@ impl StoreHandle {
         Ok(accepted)
     }
 
+    /// Accepts VGS webhook events (source `vgs`, received by push) in one transaction and
+    /// wakes the dispatchers. Besides the usual counts, a new event whose name is not in
+    /// [`crate::config::VGS_EVENTS`] is counted in `unknown_events`: it is stored and
+    /// delivered like any other, and the metric tells the operator a name changed.
+    pub async fn accept_vgs(&self, batch: Vec<crate::vgs::Received>) -> Result<Accepted, StoreError> {
+        let routes = self.routes();
+        let accepted = self
+            .call(move |s| {
+                let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
+                s.accept(&incoming, Via::Push, false, &routes, Utc::now().timestamp_millis())
+            })
+            .await?;
+        self.accepted(super::SOURCE_VGS, Via::Push, &accepted);
+        for (event, n) in accepted.new_by_subject.iter().filter(|(e, _)| !crate::vgs::is_known_event(e)) {
+            let labels = ReceivedLabels {
+                source: super::SOURCE_VGS.into(),
+                via: Via::Push.as_str().into(),
+                subject: event.clone(),
+            };
+            self.inner.metrics.unknown_events.get_or_create(&labels).inc_by(*n as u64);
+        }
+        Ok(accepted)
+    }
+
     /// Counts an accepted batch and wakes the dispatchers.
     pub fn accepted(&self, source: &str, via: Via, accepted: &Accepted) {
         let m = &self.inner.metrics;
