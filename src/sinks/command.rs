@@ -114,38 +114,40 @@ impl CommandSink {
         }
         let mut stderr = Captured::default();
         let mut pipe = child.stderr.take();
-        let finished = tokio::time::timeout(self.timeout, async {
-            let mut buf = [0u8; 4096];
-            let mut status = None;
-            loop {
-                tokio::select! {
-                    s = child.wait(), if status.is_none() => {
-                        status = Some(s);
-                        if pipe.is_none() {
+        // Until the exit: bounded by the timeout. After it: standard error is read for
+        // STDERR_GRACE more at most, which does not count against the timeout (a background
+        // child still writing must not turn a success into a kill).
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut buf = [0u8; 4096];
+        let mut status = None;
+        let mut grace_until = deadline;
+        loop {
+            tokio::select! {
+                s = child.wait(), if status.is_none() => {
+                    status = Some(s);
+                    grace_until = tokio::time::Instant::now() + STDERR_GRACE;
+                    if pipe.is_none() {
+                        break;
+                    }
+                }
+                read = read_some(&mut pipe, &mut buf) => match read {
+                    Some(n) => stderr.push(&buf[..n]),
+                    None => {
+                        pipe = None;
+                        if status.is_some() {
                             break;
                         }
                     }
-                    read = read_some(&mut pipe, &mut buf) => match read {
-                        Some(n) => stderr.push(&buf[..n]),
-                        None => {
-                            pipe = None;
-                            if status.is_some() {
-                                break;
-                            }
-                        }
-                    },
-                    _ = tokio::time::sleep(STDERR_GRACE), if status.is_some() => break,
-                }
+                },
+                _ = tokio::time::sleep_until(grace_until), if status.is_some() => break,
+                _ = tokio::time::sleep_until(deadline), if status.is_none() => break,
             }
-            status
-        })
-        .await;
-        let outcome = match finished {
-            Ok(Some(Ok(status))) if status.success() => Ok(()),
-            Ok(Some(Ok(status))) => Err(format!("{} {}", self.program.display(), describe(status))),
-            Ok(Some(Err(e))) => Err(format!("cannot wait for {}: {e}", self.program.display())),
-            Ok(None) => Err(format!("{} ended without an exit status", self.program.display())),
-            Err(_) => {
+        }
+        let outcome = match status {
+            Some(Ok(status)) if status.success() => Ok(()),
+            Some(Ok(status)) => Err(format!("{} {}", self.program.display(), describe(status))),
+            Some(Err(e)) => Err(format!("cannot wait for {}: {e}", self.program.display())),
+            None => {
                 kill_group(pid);
                 // Reap it, so no zombie is left; SIGKILL cannot be ignored, so this is quick.
                 let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
@@ -334,6 +336,16 @@ mod tests {
             !alive
         });
         assert!(gone, "the shell's child {pid} survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_background_child_holding_stderr_does_not_turn_success_into_a_kill() {
+        // Exits 0 at once, leaving a child that writes to standard error for up to 5s.
+        let sink = sh("(for i in $(seq 1 100); do echo x >&2; sleep 0.05; done) & exit 0", Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let outcomes = sink.deliver(&[leased("a")]).await;
+        assert_eq!(outcomes, [Ok(())]);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     }
 
     #[tokio::test]
