@@ -147,7 +147,7 @@ fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::S
     let status = crate::status::collect(config)?;
     let health = running.poller.health.lock().expect("health lock").clone();
     let stats = sim.stats();
-    let delivered: u64 = running.sinks.iter().map(|s| s.counters.delivered.get()).sum();
+    let delivered: u64 = running.sinks().iter().map(|s| s.counters.delivered.get()).sum();
     let mut out = String::new();
     out.push_str(&format!(
         "watermark {}   lag {}s   cycles ok {} / failed {}\n",

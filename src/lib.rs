@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod logging;
 pub mod metrics;
+pub mod operations;
 pub mod poll;
 pub mod push;
 pub mod server;

@@ -5,9 +5,11 @@
 //! finishes the step it is in — a page being committed is committed, a batch being
 //! delivered is acknowledged — and stops. A second SIGINT exits at once (an operator at a
 //! terminal who does not want to wait); SQLite's WAL makes even that safe (G4).
-//! SIGHUP reopens the file sinks (logrotate).
+//! SIGHUP re-reads the configuration: sinks added, removed or changed take effect (see
+//! [`Running::reload`]), the push endpoint reloads its certificates, and the file sinks
+//! reopen their files (logrotate).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cen::client::{Client, ClientOptions};
-use crate::config::Config;
+use crate::config::{Config, SinkConfig};
 use crate::poll::{PollSettings, Poller, Scanner};
 use crate::sinks;
 use crate::sinks::dispatcher::{ActiveSink, DeliverySettings, Dispatcher, owner_id, release_dead_owners};
@@ -68,49 +70,143 @@ pub struct Running {
     /// The VGS webhook endpoint, when `[vgs]` is configured.
     pub vgs: Option<crate::vgs::VgsEndpoint>,
     pub poller: Arc<Poller>,
-    pub sinks: Vec<ActiveSink>,
+    /// The dispatchers, changed by [`Running::reload`].
+    sinks: Mutex<SinkSet>,
+    /// The outbox lease owner id of every dispatcher of this process.
+    owner: String,
+    /// The configuration in force (the last one that loaded), to tell what a SIGHUP changed.
+    config: Mutex<Config>,
+    /// The token the dispatchers' stop tokens derive from.
+    shutdown: CancellationToken,
     /// The loops the systemd watchdog checks.
     pub liveness: Liveness,
     tasks: JoinSet<()>,
 }
 
+/// The dispatchers of a daemon: one per configured sink, each with its own stop token (a
+/// child of the shutdown token), so one can stop or restart while the others go on.
+struct SinkSet {
+    /// In configuration order.
+    running: Vec<SinkTask>,
+    /// Dispatchers of removed sinks, finishing their last batch.
+    stopping: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct SinkTask {
+    /// What the dispatcher was built from: a SIGHUP with a different one restarts it.
+    fingerprint: String,
+    active: ActiveSink,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// What tells whether a sink must be rebuilt on SIGHUP: its settings and `[delivery]`.
+/// (Only compared, never logged: it may hold a connection string.)
+fn fingerprint(sink: &SinkConfig, config: &Config) -> String {
+    format!("{sink:?}\n{:?}", config.delivery)
+}
+
+/// Starts the dispatcher of `sink`; when `after` is given (the previous dispatcher of the
+/// same sink, told to stop), only once that one has finished its batch, so two versions of
+/// a sink never deliver at once.
+fn spawn_sink(
+    store: &StoreHandle,
+    sink: Arc<dyn sinks::Sink>,
+    owner: &str,
+    settings: DeliverySettings,
+    stop: CancellationToken,
+    after: Option<tokio::task::JoinHandle<()>>,
+    liveness: &Liveness,
+) -> (ActiveSink, tokio::task::JoinHandle<()>) {
+    let counters = Arc::new(store.metrics().sink(sink.name()));
+    let dispatcher = Dispatcher {
+        store: store.clone(),
+        sink: sink.clone(),
+        owner: owner.to_owned(),
+        settings,
+        counters: counters.clone(),
+        heartbeat: liveness.register(&format!("sink {}", sink.name())),
+    };
+    let handle = tokio::spawn(async move {
+        if let Some(previous) = after {
+            let _ = previous.await;
+        }
+        dispatcher.serve(stop).await;
+    });
+    (ActiveSink { sink, counters }, handle)
+}
+
+/// A sink of the new configuration on SIGHUP: kept as it runs, or built anew.
+enum Planned {
+    Keep,
+    Build(Arc<dyn sinks::Sink>),
+}
+
 impl Running {
+    /// The sinks running now, in configuration order.
+    pub fn sinks(&self) -> Vec<ActiveSink> {
+        lock(&self.sinks).running.iter().map(|t| t.active.clone()).collect()
+    }
+
     /// Waits for every task to stop (after the shutdown token fired), at most `deadline`.
+    /// When all have stopped, releases this process's outbox leases (none should be left).
     pub async fn join(mut self, deadline: Duration) {
-        let all = async { while self.tasks.join_next().await.is_some() {} };
+        let handles: Vec<_> = {
+            let mut set = lock(&self.sinks);
+            let stopping = std::mem::take(&mut set.stopping);
+            set.running.drain(..).map(|t| t.handle).chain(stopping).collect()
+        };
+        let all = async {
+            while self.tasks.join_next().await.is_some() {}
+            for h in handles {
+                let _ = h.await;
+            }
+        };
         if tokio::time::timeout(deadline, all).await.is_err() {
             tracing::warn!("tasks still busy after {deadline:?}; exiting anyway (the next start resumes)");
+            return;
+        }
+        if let Err(e) = self.store.release(&self.owner).await {
+            tracing::warn!(error = %e, "cannot release outbox leases at shutdown; the next start releases them");
         }
     }
 
-    /// SIGHUP: re-read the configuration file; on success reload the push endpoint's
-    /// certificates and allowed names, the VGS endpoint's secrets, verify mode and
-    /// certificate, and reopen the sinks' files. A broken file changes nothing and is
-    /// reported.
+    /// SIGHUP: re-read the configuration file. When it loads and every new or changed sink
+    /// can be built: sinks added start (they get notifications accepted from now on; older
+    /// ones through `replay`), sinks removed stop after their batch in flight (what was
+    /// queued for them stays queued), sinks with other settings restart with them, the push
+    /// endpoint reloads its certificates and allowed names, and the VGS endpoint its secrets,
+    /// verify mode and certificate. A file that does not load,
+    /// or a sink that cannot be built, changes nothing, is logged and is counted
+    /// (`cen_config_reloads_total{outcome="error"}`). Either way the sinks reopen their files.
     pub fn reload(&self, path: &std::path::Path) {
         crate::systemd::reloading();
         let metrics = self.store.metrics();
         let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
         let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+            let plan = self.plan(&config)?;
             if let Some(push) = &self.push {
                 push.reload(&config)?;
             }
-            match &self.vgs {
-                Some(vgs) => vgs.reload(&config),
-                None => Ok(()),
+            if let Some(vgs) = &self.vgs {
+                vgs.reload(&config)?;
             }
+            self.warn_unreloaded(&config);
+            let summary = self.apply(&config, plan);
+            *lock(&self.config) = config;
+            Ok(summary)
         });
         match result {
-            Ok(()) => {
+            Ok(summary) => {
                 metrics.reloads.get_or_create(&outcome("ok")).inc();
-                tracing::info!("SIGHUP: configuration reloaded");
+                tracing::info!(sinks = %summary, "SIGHUP: configuration reloaded");
             }
             Err(e) => {
                 metrics.reloads.get_or_create(&outcome("error")).inc();
                 tracing::error!(error = %e, "SIGHUP: the new configuration is not usable; still running on the old one");
             }
         }
-        for s in &self.sinks {
+        for s in self.sinks() {
             s.sink.reopen();
         }
         crate::systemd::ready("reloaded");
@@ -133,6 +229,105 @@ impl Running {
         }
         line
     }
+
+    /// Builds the sinks of `config` that are new or changed; fails without side effects.
+    fn plan(&self, config: &Config) -> Result<Vec<Planned>, String> {
+        let set = lock(&self.sinks);
+        config
+            .sinks
+            .iter()
+            .map(|s| {
+                let fp = fingerprint(s, config);
+                if set.running.iter().any(|t| t.active.sink.name() == s.name() && t.fingerprint == fp) {
+                    return Ok(Planned::Keep);
+                }
+                let one = Config { sinks: vec![s.clone()], ..config.clone() };
+                let mut built = sinks::build(&one)?;
+                built.pop().map(Planned::Build).ok_or_else(|| format!("sink {:?} could not be built", s.name()))
+            })
+            .collect()
+    }
+
+    /// Starts, stops and restarts dispatchers as planned and switches the routing table.
+    /// Returns a summary for the log.
+    fn apply(&self, config: &Config, plan: Vec<Planned>) -> String {
+        let settings = DeliverySettings::from(&config.delivery);
+        let mut set = lock(&self.sinks);
+        set.stopping.retain(|h| !h.is_finished());
+        let mut old: Vec<SinkTask> = std::mem::take(&mut set.running);
+        let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        for (s, planned) in config.sinks.iter().zip(plan) {
+            let previous = old.iter().position(|t| t.active.sink.name() == s.name()).map(|i| old.remove(i));
+            let task = match (planned, previous) {
+                (Planned::Keep, Some(task)) => task,
+                (Planned::Build(sink), previous) => {
+                    let after = previous.map(|t| {
+                        t.stop.cancel();
+                        changed.push(s.name().to_owned());
+                        t.handle
+                    });
+                    if after.is_none() {
+                        added.push(s.name().to_owned());
+                    }
+                    let stop = self.shutdown.child_token();
+                    let (active, handle) = spawn_sink(
+                        &self.store,
+                        sink,
+                        &self.owner,
+                        settings.clone(),
+                        stop.clone(),
+                        after,
+                        &self.liveness,
+                    );
+                    SinkTask { fingerprint: fingerprint(s, config), active, stop, handle }
+                }
+                (Planned::Keep, None) => continue, // `plan` keeps only running sinks
+            };
+            set.running.push(task);
+        }
+        for t in old {
+            t.stop.cancel();
+            self.liveness.unregister(&format!("sink {}", t.active.sink.name()));
+            removed.push(t.active.sink.name().to_owned());
+            set.stopping.push(t.handle);
+        }
+        drop(set);
+        // New routes after the new dispatchers exist; rows already queued for a removed
+        // sink stay in the outbox (delivered if it comes back, shown by `status`).
+        self.store.set_routes(routes(config));
+        self.store.wake();
+        for name in &removed {
+            tracing::warn!(sink = %name, "SIGHUP: sink removed; its dispatcher stops, notifications already queued for it stay queued");
+        }
+        let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(",") };
+        format!("added {}, changed {}, removed {}", list(&added), list(&changed), list(&removed))
+    }
+
+    /// Sections a SIGHUP does not apply: say so rather than ignore them silently.
+    fn warn_unreloaded(&self, new: &Config) {
+        let old = lock(&self.config);
+        let mut sections = Vec::new();
+        for (name, a, b) in [
+            ("api", format!("{:?}", old.api), format!("{:?}", new.api)),
+            ("poll", format!("{:?}", old.poll), format!("{:?}", new.poll)),
+            ("state", format!("{:?}", old.state), format!("{:?}", new.state)),
+            ("admin", format!("{:?}", old.admin), format!("{:?}", new.admin)),
+            ("log", format!("{:?}", old.log), format!("{:?}", new.log)),
+        ] {
+            if a != b {
+                sections.push(name);
+            }
+        }
+        if !sections.is_empty() {
+            tracing::warn!(sections = %sections.join(","), "SIGHUP: these sections changed and take effect only after a restart");
+        }
+    }
+}
+
+/// Locks a mutex, taking over a poisoned one (a panicking holder left nothing half-done
+/// that matters here).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Starts the poller, the dispatchers and the maintenance task of `config`.
@@ -142,7 +337,14 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     release_dead_owners(&store).await.map_err(|e| e.to_string())?;
     let mut tasks = JoinSet::new();
     let liveness = Liveness::default();
-    let sinks = start_dispatchers(config, &store, &shutdown, &mut tasks, &liveness)?;
+    let owner = owner_id();
+    let settings = DeliverySettings::from(&config.delivery);
+    let mut running_sinks = Vec::new();
+    for (sink, sink_config) in sinks::build(config)?.into_iter().zip(&config.sinks) {
+        let stop = shutdown.child_token();
+        let (active, handle) = spawn_sink(&store, sink, &owner, settings.clone(), stop.clone(), None, &liveness);
+        running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
+    }
     let mut poller = Poller::new(client, store.clone(), PollSettings::from_config(config));
     poller.heartbeat = liveness.register("poll");
     let poller = Arc::new(poller);
@@ -183,10 +385,23 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         }
         None => None,
     };
-    Ok(Running { store, admin_addr, push, vgs, poller, sinks, liveness, tasks })
+    Ok(Running {
+        store,
+        admin_addr,
+        push,
+        vgs,
+        poller,
+        sinks: Mutex::new(SinkSet { running: running_sinks, stopping: Vec::new() }),
+        owner,
+        shutdown,
+        config: Mutex::new(config.clone()),
+        liveness,
+        tasks,
+    })
 }
 
-/// One dispatcher task per configured sink.
+/// One dispatcher task per configured sink, under this process's owner id. They release no
+/// leases when they stop: call [`release_leases`] once every one has.
 pub fn start_dispatchers(
     config: &Config,
     store: &StoreHandle,
@@ -207,10 +422,18 @@ pub fn start_dispatchers(
             counters: counters.clone(),
             heartbeat: liveness.register(&format!("sink {}", sink.name())),
         };
-        tasks.spawn(dispatcher.run(shutdown.clone()));
+        let stop = shutdown.clone();
+        tasks.spawn(async move { dispatcher.serve(stop).await });
         out.push(ActiveSink { sink, counters });
     }
     Ok(out)
+}
+
+/// Releases this process's outbox leases, after its dispatchers have stopped.
+pub async fn release_leases(store: &StoreHandle) {
+    if let Err(e) = store.release(&owner_id()).await {
+        tracing::warn!(error = %e, "cannot release outbox leases; they expire by themselves");
+    }
 }
 
 /// Forgets notifications older than `state.keep` once an hour (and once at start).
@@ -349,6 +572,7 @@ pub async fn run_backfill(
     stop_dispatch.cancel();
     signals.abort();
     while tasks.join_next().await.is_some() {}
+    release_leases(&store).await;
     Ok(report)
 }
 

@@ -57,10 +57,13 @@ impl Heartbeat {
 pub struct Liveness(Arc<Mutex<Vec<(String, Heartbeat)>>>);
 
 impl Liveness {
-    /// A new heartbeat for the loop `name`.
+    /// A new heartbeat for the loop `name`, replacing an earlier one of that name (a sink
+    /// restarted by a reload).
     pub fn register(&self, name: &str) -> Heartbeat {
         let hb = Heartbeat::default();
-        self.0.lock().expect("liveness lock").push((name.to_owned(), hb.clone()));
+        let mut beats = self.0.lock().expect("liveness lock");
+        beats.retain(|(n, _)| n != name);
+        beats.push((name.to_owned(), hb.clone()));
         hb
     }
 

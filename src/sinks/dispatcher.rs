@@ -118,16 +118,30 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Delivers until `shutdown`; the batch in flight is finished and acknowledged first.
+    /// Then releases every lease of this dispatcher's owner id: for a dispatcher that is the
+    /// only one under its owner id (see [`Dispatcher::serve`] otherwise).
     pub async fn run(self, shutdown: CancellationToken) {
+        self.serve(shutdown).await;
+        if let Err(e) = self.store.release(&self.owner).await {
+            tracing::warn!(sink = %self.sink.name(), error = %e, "cannot release outbox leases at shutdown; they expire by themselves");
+        }
+    }
+
+    /// Delivers until `stop`; the batch in flight is finished and acknowledged first.
+    /// Releases nothing at the end: when several dispatchers share one owner id (every sink
+    /// of a process), one stopping (a sink removed by SIGHUP) must not clear the leases the
+    /// others hold — their acknowledgements would then match no row and the batch would be
+    /// delivered again. The process releases its owner's leases once all have stopped.
+    pub async fn serve(&self, stop: CancellationToken) {
         let name = self.sink.name().to_owned();
         loop {
-            if shutdown.is_cancelled() {
+            if stop.is_cancelled() {
                 break;
             }
             match self.heartbeat.while_running(self.deliver_once()).await {
                 Ok(0) => {
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
+                        _ = stop.cancelled() => break,
                         _ = self.store.outbox_changed() => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                     }
@@ -136,14 +150,11 @@ impl Dispatcher {
                 Err(e) => {
                     tracing::warn!(sink = %name, error = %e, "cannot read the outbox; retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
+                        _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
             }
-        }
-        if let Err(e) = self.store.release(&self.owner).await {
-            tracing::warn!(sink = %name, error = %e, "cannot release outbox leases at shutdown; they expire by themselves");
         }
     }
 

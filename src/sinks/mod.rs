@@ -6,8 +6,10 @@
 //! A sink never touches the store: acknowledging is the dispatcher's job, after the sink
 //! has made the records durable on its side.
 
+pub mod command;
 pub mod dispatcher;
 pub mod file;
+pub mod http;
 
 use futures::future::BoxFuture;
 
@@ -51,6 +53,8 @@ pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Si
                 SinkConfig::File { name, path, .. } => {
                     Ok(std::sync::Arc::new(file::FileSink::open(name, &config.resolve(path))?))
                 }
+                SinkConfig::Http { .. } => Ok(std::sync::Arc::new(http::HttpSink::from_config(config, s)?)),
+                SinkConfig::Command { .. } => Ok(std::sync::Arc::new(command::CommandSink::from_config(config, s)?)),
                 other => Err(format!(
                     "sink {:?}: type {} is not available in this build yet",
                     other.name(),
