@@ -8,6 +8,8 @@
 
 pub mod dispatcher;
 pub mod file;
+pub mod nats;
+pub mod postgres;
 
 use futures::future::BoxFuture;
 
@@ -51,6 +53,8 @@ pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Si
                 SinkConfig::File { name, path, .. } => {
                     Ok(std::sync::Arc::new(file::FileSink::open(name, &config.resolve(path))?))
                 }
+                SinkConfig::Postgres { .. } => Ok(std::sync::Arc::new(postgres::PostgresSink::from_config(config, s)?)),
+                SinkConfig::Nats { .. } => Ok(std::sync::Arc::new(nats::NatsSink::from_config(s)?)),
                 other => Err(format!(
                     "sink {:?}: type {} is not available in this build yet",
                     other.name(),
