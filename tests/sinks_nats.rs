@@ -99,7 +99,7 @@ fn leased(i: usize) -> Leased {
         id: id.clone(),
         attempts: 0,
         enqueued_ms: 0,
-        subject: if i % 2 == 0 { "CLEARING".into() } else { "cmp_au_card.updated".into() },
+        subject: if i.is_multiple_of(2) { "CLEARING".into() } else { "cmp_au_card.updated".into() },
         created_raw: "2026-11-22T10:00:00.640Z".into(),
         received_via: "pull".into(),
         record: format!(r#"{{"id":"{id}","n":{i}}}"#),
