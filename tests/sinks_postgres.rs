@@ -233,6 +233,24 @@ async fn rejected_records_are_dead_letters_and_repeats_are_ignored() {
     let outcomes = sink.deliver(&good).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(table_ids(&client, "ops.\"Ledger\"").await.len(), 5);
+
+    // A role that may only insert (and read ids, which ON CONFLICT (id) needs), into a
+    // table the operator made: no CREATE privilege needed.
+    client
+        .batch_execute(
+            "CREATE ROLE writer LOGIN;
+             CREATE TABLE audit (LIKE ops.\"Ledger\" INCLUDING ALL);
+             GRANT SELECT (id), INSERT ON audit TO writer",
+        )
+        .await
+        .unwrap();
+    let dsn = pg.dsn().replace("user=postgres", "user=writer");
+    let sink = PostgresSink::new("audit", &dsn, "audit", Path::to_path_buf).unwrap();
+    let outcomes = sink.deliver(&good).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let outcomes = sink.deliver(&good).await;
+    assert!(outcomes.iter().all(Result::is_ok), "a repeat needs no more than INSERT either: {outcomes:?}");
+    assert_eq!(table_ids(&client, "audit").await.len(), 3);
 }
 
 /// The database is down when the daemon starts (notifications queue up), comes up (the
