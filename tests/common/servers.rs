@@ -94,6 +94,8 @@ pub struct PgServer {
     run_as: Option<String>,
     pub port: u16,
     running: bool,
+    /// More `-c name=value` settings for the server.
+    extra_options: String,
 }
 
 impl PgServer {
@@ -118,7 +120,7 @@ impl PgServer {
         } else {
             None
         };
-        let pg = PgServer { dir, bin, run_as, port: free_port(), running: false };
+        let pg = PgServer { dir, bin, run_as, port: free_port(), running: false, extra_options: String::new() };
         let out = pg
             .command("initdb")
             .args(["-D", "data", "-U", "postgres", "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"])
@@ -155,7 +157,12 @@ impl PgServer {
                 // The port was taken between choosing and binding it.
                 self.port = free_port();
             }
-            let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1{}",
+                self.port,
+                self.dir.path().display(),
+                self.extra_options
+            );
             let out = self
                 .command("pg_ctl")
                 .args(["-D", "data", "-l", "server.log", "-w", "-t", "60", "-o", &options, "start"])
@@ -173,6 +180,23 @@ impl PgServer {
             );
         }
         panic!("PostgreSQL did not start:\n{last}");
+    }
+
+    /// Makes the next start offer TLS with this certificate and key (PEM). PostgreSQL
+    /// wants the key file owned by the server's user and readable by it alone.
+    pub fn enable_tls(&mut self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let (cert, key) = (self.dir.path().join("server.crt"), self.dir.path().join("server.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some((uid, gid)) = self.run_as.as_deref().and_then(ids_of) {
+            for f in [&cert, &key] {
+                std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        self.extra_options =
+            format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert.display(), key.display());
     }
 
     /// Stops the server (fast shutdown: open connections are cut).
