@@ -10,6 +10,8 @@ pub mod command;
 pub mod dispatcher;
 pub mod file;
 pub mod http;
+pub mod nats;
+pub mod postgres;
 
 use futures::future::BoxFuture;
 
@@ -55,17 +57,8 @@ pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Si
                 }
                 SinkConfig::Http { .. } => Ok(std::sync::Arc::new(http::HttpSink::from_config(config, s)?)),
                 SinkConfig::Command { .. } => Ok(std::sync::Arc::new(command::CommandSink::from_config(config, s)?)),
-                other => Err(format!(
-                    "sink {:?}: type {} is not available in this build yet",
-                    other.name(),
-                    match other {
-                        SinkConfig::Http { .. } => "http",
-                        SinkConfig::Command { .. } => "command",
-                        SinkConfig::Postgres { .. } => "postgres",
-                        SinkConfig::Nats { .. } => "nats",
-                        SinkConfig::File { .. } => "file",
-                    }
-                )),
+                SinkConfig::Postgres { .. } => Ok(std::sync::Arc::new(postgres::PostgresSink::from_config(config, s)?)),
+                SinkConfig::Nats { .. } => Ok(std::sync::Arc::new(nats::NatsSink::from_config(s)?)),
             }
         })
         .collect()
