@@ -184,7 +184,7 @@ fn sign_prints_a_verifiable_reproducible_header_and_the_base_string() {
 fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
     let dir = tempfile::tempdir().unwrap();
     let sink = dir.path().join("notifications.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cen-poller"))
+    let child = Command::new(env!("CARGO_BIN_EXE_cen-poller"))
         .args(["demo", "--rate", "2", "--dir", dir.path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
