@@ -435,8 +435,8 @@ impl<'a> Obj<'a> {
 
     fn int(&mut self, k: &str, v: u64) {
         let text = if self.canonical() && v >= EXACT_INT {
-            serde_json_canonicalizer::to_string(&serde_json::Value::from(v))
-                .unwrap_or_else(|_| v.to_string())
+            // As a double, the way RFC 8785 writes every number.
+            ryu_js::Buffer::new().format_finite(v as f64).to_owned()
         } else {
             v.to_string()
         };
