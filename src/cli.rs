@@ -44,6 +44,8 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Simulator + daemon + file sink in a temporary directory, with a live summary.
+    Demo(crate::demo::DemoArgs),
     /// A local stand-in for the CEN API (for `demo`, tests and trying things out).
     Simulate(Box<crate::simulate::SimulateArgs>),
     /// Re-deliver stored notifications created in RANGE.
@@ -128,18 +130,17 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match (&cli.command, &cli.backfill) {
-        (Some(_), Some(_)) => Err(CliError::Usage(
-            "--backfill cannot be combined with a subcommand".into(),
-        )),
+        (Some(_), Some(_)) => Err(CliError::Usage("--backfill cannot be combined with a subcommand".into())),
         (Some(Command::CheckConfig), None) => check_config(&cli.config),
         (Some(Command::Sign(args)), None) => sign(&cli.config, args),
         (Some(Command::Status { json }), None) => status(&cli.config, *json),
+        (Some(Command::Demo(args)), None) => demo(args.clone()),
         (Some(Command::Simulate(args)), None) => simulate((**args).clone()),
         (None, Some(range)) => backfill(&cli.config, range),
         (None, None) => daemon(&cli.config),
-        (Some(Command::DeadLetters { .. }), None) | (Some(Command::Replay { .. }), None) => Err(
-            CliError::Runtime("not implemented yet in this build".into()),
-        ),
+        (Some(Command::DeadLetters { .. }), None) | (Some(Command::Replay { .. }), None) => {
+            Err(CliError::Runtime("not implemented yet in this build".into()))
+        }
     }
 }
 
@@ -160,9 +161,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 fn daemon(path: &Path) -> Result<ExitCode, CliError> {
     let config = load_and_log(path)?;
     config.load_secrets()?;
-    runtime()?
-        .block_on(crate::service::run_daemon(config))
-        .map_err(CliError::Runtime)?;
+    runtime()?.block_on(crate::service::run_daemon(config)).map_err(CliError::Runtime)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,12 +170,9 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
     let config = load_and_log(path)?;
     config.load_secrets()?;
     let now = chrono::Utc::now();
-    let range =
-        parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
+    let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
     check_retention(&range, now).map_err(CliError::Usage)?;
-    let report = runtime()?
-        .block_on(crate::service::run_backfill(&config, range))
-        .map_err(CliError::Runtime)?;
+    let report = runtime()?.block_on(crate::service::run_backfill(&config, range)).map_err(CliError::Runtime)?;
     print!("{}", report.summary());
     Ok(ExitCode::from(report.exit_code()))
 }
@@ -185,10 +181,7 @@ fn status(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
     let report = crate::status::collect(&config).map_err(CliError::Runtime)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a status report serialises")
-        );
+        println!("{}", serde_json::to_string_pretty(&report).expect("a status report serialises"));
     } else {
         print!("{}", report.text());
     }
@@ -214,9 +207,9 @@ fn sign(path: &Path, args: &SignArgs) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
     let signer = config.load_secrets()?.signer;
     let body = match &args.body_file {
-        Some(f) => std::fs::read(f).map_err(|e| {
-            CliError::Usage(format!("cannot read --body-file {}: {e}", f.display()))
-        })?,
+        Some(f) => {
+            std::fs::read(f).map_err(|e| CliError::Usage(format!("cannot read --body-file {}: {e}", f.display())))?
+        }
         None => Vec::new(),
     };
     if let Some(nonce) = &args.nonce
@@ -245,5 +238,11 @@ fn simulate(args: crate::simulate::SimulateArgs) -> Result<ExitCode, CliError> {
             crate::simulate::run(args, shutdown).await
         })
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(args: crate::demo::DemoArgs) -> Result<ExitCode, CliError> {
+    crate::logging::init(crate::config::LogFormat::Text, "warn").map_err(CliError::Usage)?;
+    runtime()?.block_on(crate::demo::run(args)).map_err(CliError::Runtime)?;
     Ok(ExitCode::SUCCESS)
 }

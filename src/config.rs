@@ -27,30 +27,16 @@ pub const DEFAULT_PATH: &str = "/etc/cen-poller/config.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// toml's message already says "at line N, column M", shows the line and names the key.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}:{line}: `{key}`: {message}", line = line.map_or("?".to_string(), |l| l.to_string()))]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        line: Option<usize>,
-        message: String,
-    },
+    Invalid { path: PathBuf, key: String, line: Option<usize>, message: String },
     #[error("{key}: {source}")]
     Key { key: String, source: KeyError },
-    #[error(
-        "{key}: cannot read secret file {path}: {source} (check the path, or LoadCredential= in the unit)"
-    )]
-    Secret {
-        key: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{key}: cannot read secret file {path}: {source} (check the path, or LoadCredential= in the unit)")]
+    Secret { key: String, path: PathBuf, source: std::io::Error },
     #[error("{key}: secret file {path} is empty")]
     EmptySecret { key: String, path: PathBuf },
 }
@@ -91,13 +77,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, len) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
+    for (unit, len) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
         if ms >= len {
             out.push_str(&format!("{}{unit}", ms / len));
             ms %= len;
@@ -108,11 +88,8 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Parses `30s`, `15m`, `1h30m`, `7d`, `250ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || {
-        format!(
-            "invalid duration {s:?}: write a number and a unit (ms, s, m, h, d), e.g. \"30s\", \"15m\", \"7d\""
-        )
-    };
+    let err =
+        || format!("invalid duration {s:?}: write a number and a unit (ms, s, m, h, d), e.g. \"30s\", \"15m\", \"7d\"");
     let s = s.trim();
     if s.is_empty() {
         return Err(err());
@@ -120,17 +97,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(err());
         }
         let n: u128 = rest[..digits].parse().map_err(|_| err())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let ms = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -140,9 +113,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             _ => return Err(err()),
         };
         rest = &rest[unit_len..];
-        total = total
-            .checked_add(n.checked_mul(ms).ok_or_else(err)?)
-            .ok_or_else(err)?;
+        total = total.checked_add(n.checked_mul(ms).ok_or_else(err)?).ok_or_else(err)?;
     }
     let total = u64::try_from(total).map_err(|_| err())?;
     Ok(Duration::from_millis(total))
@@ -151,9 +122,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
     }
 }
 
@@ -163,9 +132,7 @@ pub struct Size(pub u64);
 
 /// Parses `10MiB`, `64KiB`, `1GiB`, `1MB`, `100B`, `4096`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let err = || {
-        format!("invalid size {s:?}: write a number and a unit (B, KiB, MiB, GiB), e.g. \"10MiB\"")
-    };
+    let err = || format!("invalid size {s:?}: write a number and a unit (B, KiB, MiB, GiB), e.g. \"10MiB\"");
     let s = s.trim();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let n: u64 = s[..digits].parse().map_err(|_| err())?;
@@ -665,35 +632,22 @@ impl Default for PollConfig {
 }
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig {
-            path: default_state_path(),
-            keep: d14d(),
-        }
+        StateConfig { path: default_state_path(), keep: d14d() }
     }
 }
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            listen: default_admin_listen(),
-        }
+        AdminConfig { listen: default_admin_listen() }
     }
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            format: LogFormat::default(),
-            level: default_log_level(),
-        }
+        LogConfig { format: LogFormat::default(), level: default_log_level() }
     }
 }
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig {
-            backoff_initial: d1s(),
-            backoff_max: d10m(),
-            max_attempts: 50,
-            max_age: d7d(),
-        }
+        DeliveryConfig { backoff_initial: d1s(), backoff_max: d10m(), max_attempts: 50, max_age: d7d() }
     }
 }
 
@@ -705,21 +659,18 @@ pub struct Secrets {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parses and checks `text` (read from `path`, which names it in errors and anchors
     /// relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        config.path = path.to_path_buf();
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        // Absolute, so relative paths in the file resolve the same whatever the working
+        // directory of a later command, and messages show where things are.
+        config.path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         config.credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
         config.validate(text)?;
         Ok(config)
@@ -735,29 +686,17 @@ impl Config {
         };
         let api = &self.api;
         if !(api.base_url.starts_with("https://") || api.base_url.starts_with("http://")) {
-            return Err(invalid(
-                "api.base_url",
-                "must start with https:// (or http:// for the simulator)".into(),
-            ));
+            return Err(invalid("api.base_url", "must start with https:// (or http:// for the simulator)".into()));
         }
         if api.base_url.contains('?') || api.base_url.contains('#') {
-            return Err(invalid(
-                "api.base_url",
-                "must not contain a query or fragment".into(),
-            ));
+            return Err(invalid("api.base_url", "must not contain a query or fragment".into()));
         }
         match (&api.consumer_key, &api.consumer_key_file) {
             (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "api.consumer_key",
-                    "give consumer_key or consumer_key_file, not both".into(),
-                ));
+                return Err(invalid("api.consumer_key", "give consumer_key or consumer_key_file, not both".into()));
             }
             (None, None) => {
-                return Err(invalid(
-                    "api",
-                    "consumer_key_file (or consumer_key) is required".into(),
-                ));
+                return Err(invalid("api", "consumer_key_file (or consumer_key) is required".into()));
             }
             _ => {}
         }
@@ -766,19 +705,13 @@ impl Config {
             return Err(invalid("poll.interval", "must be more than 0s".into()));
         }
         if p.page_size == 0 || p.page_size > 5000 {
-            return Err(invalid(
-                "poll.page_size",
-                "must be between 1 and 5000".into(),
-            ));
+            return Err(invalid("poll.page_size", "must be between 1 and 5000".into()));
         }
         if p.max_window.0 < Duration::from_secs(1) {
             return Err(invalid("poll.max_window", "must be at least 1s".into()));
         }
         if p.lookback.delta() >= crate::cen::RETENTION {
-            return Err(invalid(
-                "poll.lookback",
-                "must be shorter than the API's 7-day retention".into(),
-            ));
+            return Err(invalid("poll.lookback", "must be shorter than the API's 7-day retention".into()));
         }
         if self.state.keep.delta() < crate::cen::RETENTION + p.lookback.delta() {
             return Err(invalid(
@@ -790,16 +723,10 @@ impl Config {
             ));
         }
         if self.delivery.backoff_initial > self.delivery.backoff_max {
-            return Err(invalid(
-                "delivery.backoff_initial",
-                "must not exceed delivery.backoff_max".into(),
-            ));
+            return Err(invalid("delivery.backoff_initial", "must not exceed delivery.backoff_max".into()));
         }
         if self.delivery.max_attempts == 0 {
-            return Err(invalid(
-                "delivery.max_attempts",
-                "must be at least 1".into(),
-            ));
+            return Err(invalid("delivery.max_attempts", "must be at least 1".into()));
         }
         if let Some(push) = &self.push
             && !push.path.starts_with('/')
@@ -811,86 +738,48 @@ impl Config {
                 return Err(invalid("vgs.path", "must start with /".into()));
             }
             if vgs.cert.is_some() != vgs.key.is_some() {
-                return Err(invalid(
-                    "vgs.cert",
-                    "give both vgs.cert and vgs.key, or neither".into(),
-                ));
+                return Err(invalid("vgs.cert", "give both vgs.cert and vgs.key, or neither".into()));
             }
             if vgs.signing_secret_file.is_none() && vgs.verify == VgsVerify::Enforce {
-                return Err(invalid(
-                    "vgs.signing_secret_file",
-                    "is required when vgs.verify = \"enforce\"".into(),
-                ));
+                return Err(invalid("vgs.signing_secret_file", "is required when vgs.verify = \"enforce\"".into()));
             }
         }
         let mut names = std::collections::HashSet::new();
         for (i, sink) in self.sinks.iter().enumerate() {
             let key = |k: &str| format!("sinks[{i}].{k}");
             let name = sink.name();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(invalid(
-                    &key("name"),
-                    format!("{name:?}: use letters, digits, - and _"),
-                ));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(invalid(&key("name"), format!("{name:?}: use letters, digits, - and _")));
             }
             if !names.insert(name) {
-                return Err(invalid(
-                    &key("name"),
-                    format!("sink name {name:?} is used twice"),
-                ));
+                return Err(invalid(&key("name"), format!("sink name {name:?} is used twice")));
             }
             for s in sink.subjects() {
                 if !CEN_SUBJECTS.contains(&s.as_str()) && !VGS_EVENTS.contains(&s.as_str()) {
                     return Err(invalid(
                         &key("subjects"),
-                        format!(
-                            "unknown subject {s:?}; expected one of {CEN_SUBJECTS:?} or a VGS event name"
-                        ),
+                        format!("unknown subject {s:?}; expected one of {CEN_SUBJECTS:?} or a VGS event name"),
                     ));
                 }
             }
             match sink {
-                SinkConfig::Http { url, .. }
-                    if !(url.starts_with("https://") || url.starts_with("http://")) =>
-                {
-                    return Err(invalid(
-                        &key("url"),
-                        "must be an http:// or https:// URL".into(),
-                    ));
+                SinkConfig::Http { url, .. } if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                    return Err(invalid(&key("url"), "must be an http:// or https:// URL".into()));
                 }
                 SinkConfig::Command { command, .. } if command.is_empty() => {
                     return Err(invalid(&key("command"), "must name a program".into()));
                 }
-                SinkConfig::Postgres { url, url_file, .. }
-                    if url.is_some() == url_file.is_some() =>
-                {
-                    return Err(invalid(
-                        &key("url_file"),
-                        "give exactly one of url_file and url".into(),
-                    ));
+                SinkConfig::Postgres { url, url_file, .. } if url.is_some() == url_file.is_some() => {
+                    return Err(invalid(&key("url_file"), "give exactly one of url_file and url".into()));
                 }
                 SinkConfig::Postgres { table, .. }
                     if table.is_empty()
-                        || !table
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+                        || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
                 {
-                    return Err(invalid(
-                        &key("table"),
-                        format!("{table:?} is not a plain table name"),
-                    ));
+                    return Err(invalid(&key("table"), format!("{table:?} is not a plain table name")));
                 }
-                SinkConfig::Nats { url, .. }
-                    if !url.starts_with("nats://") && !url.starts_with("tls://") =>
-                {
-                    return Err(invalid(
-                        &key("url"),
-                        "must be a nats:// or tls:// URL".into(),
-                    ));
+                SinkConfig::Nats { url, .. } if !url.starts_with("nats://") && !url.starts_with("tls://") => {
+                    return Err(invalid(&key("url"), "must be a nats:// or tls:// URL".into()));
                 }
                 _ => {}
             }
@@ -923,10 +812,7 @@ impl Config {
         })?;
         let text = text.trim();
         if text.is_empty() {
-            return Err(ConfigError::EmptySecret {
-                key: key.into(),
-                path,
-            });
+            return Err(ConfigError::EmptySecret { key: key.into(), path });
         }
         Ok(text.to_owned())
     }
@@ -944,18 +830,10 @@ impl Config {
             .as_ref()
             .map(|f| self.read_secret("api.signing_key_password_file", f))
             .transpose()?;
-        let key = SigningKey::load(
-            &self.resolve(&api.signing_key),
-            password.as_deref(),
-            api.signing_key_alias.as_deref(),
-        )
-        .map_err(|source| ConfigError::Key {
-            key: "api.signing_key".into(),
-            source,
-        })?;
-        Ok(Secrets {
-            signer: Signer::new(consumer_key, key),
-        })
+        let key =
+            SigningKey::load(&self.resolve(&api.signing_key), password.as_deref(), api.signing_key_alias.as_deref())
+                .map_err(|source| ConfigError::Key { key: "api.signing_key".into(), source })?;
+        Ok(Secrets { signer: Signer::new(consumer_key, key) })
     }
 
     /// Checks that every other file the configuration names can be read (certificates,
@@ -965,11 +843,7 @@ impl Config {
             let path = self.resolve(p);
             std::fs::metadata(&path)
                 .and_then(|_| std::fs::File::open(&path).map(drop))
-                .map_err(|source| ConfigError::Secret {
-                    key: key.into(),
-                    path,
-                    source,
-                })
+                .map_err(|source| ConfigError::Secret { key: key.into(), path, source })
         };
         if let Some(ca) = &self.api.ca_file {
             readable("api.ca_file", ca)?;
@@ -993,15 +867,10 @@ impl Config {
         }
         for (i, sink) in self.sinks.iter().enumerate() {
             match sink {
-                SinkConfig::Http {
-                    secret_file: Some(f),
-                    ..
-                } => {
+                SinkConfig::Http { secret_file: Some(f), .. } => {
                     self.read_secret(&format!("sinks[{i}].secret_file"), f)?;
                 }
-                SinkConfig::Postgres {
-                    url_file: Some(f), ..
-                } => {
+                SinkConfig::Postgres { url_file: Some(f), .. } => {
                     self.read_secret(&format!("sinks[{i}].url_file"), f)?;
                 }
                 _ => {}
@@ -1060,21 +929,10 @@ signing_key = "key.pem"
     fn durations_and_sizes() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86400)
-        );
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        for bad in [
-            "",
-            "30",
-            "s",
-            "3x",
-            "-1s",
-            "1.5h",
-            "99999999999999999999999d",
-        ] {
+        for bad in ["", "30", "s", "3x", "-1s", "1.5h", "99999999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
@@ -1088,10 +946,7 @@ signing_key = "key.pem"
     #[test]
     fn defaults_follow_the_spec() {
         let c = parse(MINIMAL).unwrap();
-        assert_eq!(
-            c.api.base_url,
-            "https://api.mastercard.com/commercial-event-notifications"
-        );
+        assert_eq!(c.api.base_url, "https://api.mastercard.com/commercial-event-notifications");
         assert_eq!(c.api.timeout, Dur::secs(30));
         assert_eq!(c.poll.interval, Dur::secs(60));
         assert_eq!(c.poll.lookback, Dur::secs(900));
@@ -1207,13 +1062,9 @@ subject = "cen.{subject}"
     fn unknown_keys_are_errors_naming_key_and_line() {
         let e = err(&format!("{MINIMAL}\n[poll]\nintervall = \"60s\"\n"));
         assert!(e.contains("intervall") && e.contains("line 7"), "{e}");
-        let e = err(&format!(
-            "{MINIMAL}\n[[sinks]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\ncolour = 1\n"
-        ));
+        let e = err(&format!("{MINIMAL}\n[[sinks]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\ncolour = 1\n"));
         assert!(e.contains("colour") && e.contains("line"), "{e}");
-        let e = err(&format!(
-            "{MINIMAL}\n[[sinks]]\nname = \"a\"\ntype = \"kafka\"\n"
-        ));
+        let e = err(&format!("{MINIMAL}\n[[sinks]]\nname = \"a\"\ntype = \"kafka\"\n"));
         assert!(e.contains("kafka"), "{e}");
         let e = err(&format!("{MINIMAL}\n[surprise]\n"));
         assert!(e.contains("surprise"), "{e}");
@@ -1222,10 +1073,7 @@ subject = "cen.{subject}"
     #[test]
     fn bad_values_name_key_and_line() {
         let e = err(&format!("{MINIMAL}\n[poll]\nlookback = \"15 minutes\"\n"));
-        assert!(
-            e.contains("line 7") && e.contains("lookback") && e.contains("invalid duration"),
-            "{e}"
-        );
+        assert!(e.contains("line 7") && e.contains("lookback") && e.contains("invalid duration"), "{e}");
         let e = err(&format!("{MINIMAL}\n[poll]\nfirst_start = \"yesterday\"\n"));
         assert!(e.contains("line 7") && e.contains("first_start"), "{e}");
         let e = err(&format!("{MINIMAL}\n[state]\nkeep = \"3d\"\n"));
@@ -1233,10 +1081,7 @@ subject = "cen.{subject}"
         let e = err(&format!(
             "{MINIMAL}\n[[sinks]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\n\n[[sinks]]\nname = \"a\"\ntype = \"file\"\npath = \"y\"\n"
         ));
-        assert!(
-            e.contains(":12:") && e.contains("sinks[1].name") && e.contains("twice"),
-            "{e}"
-        );
+        assert!(e.contains(":12:") && e.contains("sinks[1].name") && e.contains("twice"), "{e}");
         let e = err(&format!(
             "{MINIMAL}\n[[sinks]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\nsubjects = [\"CLEARNG\"]\n"
         ));
@@ -1261,30 +1106,17 @@ subject = "cen.{subject}"
         c.path = dir.path().join("config.toml");
         c.credentials_dir = Some(creds.clone());
         assert_eq!(c.read_secret("k", Path::new("a")).unwrap(), "beside");
-        assert_eq!(
-            c.read_secret("k", Path::new("b")).unwrap(),
-            "from-credentials"
-        );
+        assert_eq!(c.read_secret("k", Path::new("b")).unwrap(), "from-credentials");
         c.credentials_dir = None;
         assert!(c.read_secret("k", Path::new("b")).is_err());
-        let e = c
-            .read_secret("api.consumer_key_file", Path::new("missing"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("api.consumer_key_file") && e.contains("missing"),
-            "{e}"
-        );
-        assert!(matches!(
-            c.read_secret("k", Path::new("empty")),
-            Err(ConfigError::EmptySecret { .. })
-        ));
+        let e = c.read_secret("api.consumer_key_file", Path::new("missing")).unwrap_err().to_string();
+        assert!(e.contains("api.consumer_key_file") && e.contains("missing"), "{e}");
+        assert!(matches!(c.read_secret("k", Path::new("empty")), Err(ConfigError::EmptySecret { .. })));
     }
 
     #[test]
     fn locate_finds_nested_and_array_keys() {
-        let text =
-            "[api]\nx = 1\n\n[[sinks]]\nname = \"a\"\n[[sinks]]\nname = \"b\"\nurl = \"u\"\n";
+        let text = "[api]\nx = 1\n\n[[sinks]]\nname = \"a\"\n[[sinks]]\nname = \"b\"\nurl = \"u\"\n";
         assert_eq!(locate(text, "api.x"), Some(2));
         assert_eq!(locate(text, "sinks[1].url"), Some(8));
         assert_eq!(locate(text, "sinks[0].name"), Some(5));

@@ -5,10 +5,13 @@
 //! outbox) → dispatcher → sinks. Each module owns one of those jobs; `main.rs` only parses
 //! the command line and calls [`cli::run`].
 
+pub mod admin;
 pub mod cen;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod logging;
+pub mod metrics;
 pub mod poll;
 pub mod service;
 pub mod simulate;

@@ -17,9 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cen::client::{Client, ClientOptions};
 use crate::config::Config;
 use crate::poll::{PollSettings, Poller, Scanner};
-use crate::sinks::dispatcher::{
-    ActiveSink, DeliverySettings, Dispatcher, SinkCounters, owner_id, release_dead_owners,
-};
+use crate::sinks::dispatcher::{ActiveSink, DeliverySettings, Dispatcher, owner_id, release_dead_owners};
 use crate::sinks::{self, Sink};
 use crate::store::{Route, StoreHandle};
 
@@ -28,20 +26,12 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The routing table of a configuration: which sink takes which subjects.
 pub fn routes(config: &Config) -> Vec<Route> {
-    config
-        .sinks
-        .iter()
-        .map(|s| Route {
-            sink: s.name().to_owned(),
-            subjects: s.subjects().to_vec(),
-        })
-        .collect()
+    config.sinks.iter().map(|s| Route { sink: s.name().to_owned(), subjects: s.subjects().to_vec() }).collect()
 }
 
 /// Opens the state database named by the configuration.
 pub fn open_store(config: &Config) -> Result<StoreHandle, String> {
-    StoreHandle::open(&config.resolve(&config.state.path), routes(config))
-        .map_err(|e| e.to_string())
+    StoreHandle::open(&config.resolve(&config.state.path), routes(config)).map_err(|e| e.to_string())
 }
 
 /// Builds the API client from the configuration (loads the signing key).
@@ -50,10 +40,7 @@ pub fn client(config: &Config) -> Result<Client, String> {
     let extra_ca_pem = match &config.api.ca_file {
         Some(f) => {
             let path = config.resolve(f);
-            Some(
-                std::fs::read(&path)
-                    .map_err(|e| format!("api.ca_file: cannot read {}: {e}", path.display()))?,
-            )
+            Some(std::fs::read(&path).map_err(|e| format!("api.ca_file: cannot read {}: {e}", path.display()))?)
         }
         None => None,
     };
@@ -73,6 +60,8 @@ pub fn client(config: &Config) -> Result<Client, String> {
 /// The running pieces of a daemon, for `demo` and tests to look at.
 pub struct Running {
     pub store: StoreHandle,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub admin_addr: std::net::SocketAddr,
     pub poller: Arc<Poller>,
     pub sinks: Vec<ActiveSink>,
     tasks: JoinSet<()>,
@@ -83,9 +72,7 @@ impl Running {
     pub async fn join(mut self, deadline: Duration) {
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(deadline, all).await.is_err() {
-            tracing::warn!(
-                "tasks still busy after {deadline:?}; exiting anyway (the next start resumes)"
-            );
+            tracing::warn!("tasks still busy after {deadline:?}; exiting anyway (the next start resumes)");
         }
     }
 
@@ -101,32 +88,28 @@ impl Running {
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, String> {
     let client = client(config)?;
     let store = open_store(config)?;
-    release_dead_owners(&store)
-        .await
-        .map_err(|e| e.to_string())?;
+    release_dead_owners(&store).await.map_err(|e| e.to_string())?;
     let mut tasks = JoinSet::new();
     let sinks = start_dispatchers(config, &store, &shutdown, &mut tasks)?;
-    let poller = Arc::new(Poller::new(
-        client,
-        store.clone(),
-        PollSettings::from_config(config),
-    ));
+    let poller = Arc::new(Poller::new(client, store.clone(), PollSettings::from_config(config)));
     {
         let poller = poller.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move { poller.run(shutdown).await });
     }
-    tasks.spawn(prune_loop(
+    tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), shutdown.clone()));
+    let (admin_addr, admin) = crate::admin::start(
+        config.admin.listen,
         store.clone(),
-        config.state.keep.delta(),
+        poller.health.clone(),
+        config.poll.interval.0,
         shutdown.clone(),
-    ));
-    Ok(Running {
-        store,
-        poller,
-        sinks,
-        tasks,
-    })
+    )
+    .await?;
+    tasks.spawn(async move {
+        let _ = admin.await;
+    });
+    Ok(Running { store, admin_addr, poller, sinks, tasks })
 }
 
 /// One dispatcher task per configured sink.
@@ -140,7 +123,7 @@ pub fn start_dispatchers(
     let settings = DeliverySettings::from(&config.delivery);
     let mut out = Vec::new();
     for sink in sinks::build(config)? {
-        let counters = Arc::new(SinkCounters::default());
+        let counters = Arc::new(store.metrics().sink(sink.name()));
         let dispatcher = Dispatcher {
             store: store.clone(),
             sink: sink.clone(),
@@ -197,11 +180,9 @@ pub async fn run_daemon(config: Config) -> Result<(), String> {
 /// SIGINT exits the process at once.
 pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn() + Send + 'static) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
         return shutdown.cancelled().await;
     };
@@ -245,9 +226,7 @@ pub async fn run_backfill(
     range: crate::poll::range::Range,
 ) -> Result<crate::poll::backfill::BackfillReport, String> {
     let store = open_store(config)?;
-    release_dead_owners(&store)
-        .await
-        .map_err(|e| e.to_string())?;
+    release_dead_owners(&store).await.map_err(|e| e.to_string())?;
     let scanner = scanner(config, store.clone())?;
     let interrupt = CancellationToken::new();
     let signals = tokio::spawn(handle_signals(interrupt.clone(), || {}));
@@ -256,13 +235,7 @@ pub async fn run_backfill(
     let stop_dispatch = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let sinks = start_dispatchers(config, &store, &stop_dispatch, &mut tasks)?;
-    let report = crate::poll::backfill::backfill(
-        &scanner,
-        range,
-        config.poll.max_window.delta(),
-        &interrupt,
-    )
-    .await;
+    let report = crate::poll::backfill::backfill(&scanner, range, config.poll.max_window.delta(), &interrupt).await;
     drain(&store, &sinks, &interrupt).await;
     stop_dispatch.cancel();
     signals.abort();
@@ -273,22 +246,12 @@ pub async fn run_backfill(
 /// Waits until the outbox is empty for every configured sink, or nothing has been
 /// delivered for 30 seconds (a sink is down: what is left stays queued for the daemon).
 async fn drain(store: &StoreHandle, sinks: &[ActiveSink], interrupt: &CancellationToken) {
-    use std::sync::atomic::Ordering;
     let names: Vec<&str> = sinks.iter().map(|s| s.sink.name()).collect();
-    let delivered = || {
-        sinks
-            .iter()
-            .map(|s| s.counters.delivered.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
+    let delivered = || sinks.iter().map(|s| s.counters.delivered.get()).sum::<u64>();
     let mut last = (delivered(), std::time::Instant::now());
     loop {
         let backlog: u64 = match store.backlog().await {
-            Ok(b) => b
-                .iter()
-                .filter(|(s, _)| names.contains(&s.as_str()))
-                .map(|(_, n)| n)
-                .sum(),
+            Ok(b) => b.iter().filter(|(s, _)| names.contains(&s.as_str())).map(|(_, n)| n).sum(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the outbox backlog");
                 return;

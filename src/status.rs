@@ -44,17 +44,12 @@ pub struct Counts {
 pub fn collect(config: &Config) -> Result<StatusReport, String> {
     let path = config.resolve(&config.state.path);
     if !path.exists() {
-        return Err(format!(
-            "no state database at {} (state.path): the daemon has not run yet",
-            path.display()
-        ));
+        return Err(format!("no state database at {} (state.path): the daemon has not run yet", path.display()));
     }
     let store = Store::open(&path).map_err(|e| e.to_string())?;
     let now = Utc::now();
     let counts = |since: TimeDelta| -> Result<Counts, String> {
-        let rows = store
-            .counts_since((now - since).timestamp_millis())
-            .map_err(|e| e.to_string())?;
+        let rows = store.counts_since((now - since).timestamp_millis()).map_err(|e| e.to_string())?;
         let mut c = Counts::default();
         for r in rows {
             c.total += r.n;
@@ -67,26 +62,15 @@ pub fn collect(config: &Config) -> Result<StatusReport, String> {
         }
         Ok(c)
     };
-    let watermark = store
-        .watermark()
-        .map_err(|e| e.to_string())?
-        .and_then(chrono::DateTime::from_timestamp_millis);
+    let watermark = store.watermark().map_err(|e| e.to_string())?.and_then(chrono::DateTime::from_timestamp_millis);
     Ok(StatusReport {
         state: path.display().to_string(),
         watermark: watermark.map(format_timestamp),
         lag_seconds: watermark.map(|w| (now - w).num_seconds()),
         last_24h: counts(TimeDelta::hours(24))?,
         last_7d: counts(TimeDelta::days(7))?,
-        backlog: store
-            .backlog()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect(),
-        dead_letters: store
-            .dead_letter_counts()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect(),
+        backlog: store.backlog().map_err(|e| e.to_string())?.into_iter().collect(),
+        dead_letters: store.dead_letter_counts().map_err(|e| e.to_string())?.into_iter().collect(),
     })
 }
 
@@ -97,19 +81,13 @@ impl StatusReport {
         out.push_str(&format!(
             "watermark    {}{}\n",
             self.watermark.as_deref().unwrap_or("none yet"),
-            self.lag_seconds
-                .map(|l| format!("  (lag {l}s)"))
-                .unwrap_or_default()
+            self.lag_seconds.map(|l| format!("  (lag {l}s)")).unwrap_or_default()
         ));
         for (label, c) in [("last 24h", &self.last_24h), ("last 7d", &self.last_7d)] {
             out.push_str(&format!("{label:<12} {} notifications", c.total));
             let paths: Vec<String> = c.by_path.iter().map(|(p, n)| format!("{p} {n}")).collect();
             if !paths.is_empty() {
-                out.push_str(&format!(
-                    "  ({}; recovered by pull {})",
-                    paths.join(", "),
-                    c.recovered_by_pull
-                ));
+                out.push_str(&format!("  ({}; recovered by pull {})", paths.join(", "), c.recovered_by_pull));
             }
             out.push('\n');
             for (subject, n) in &c.by_subject {
@@ -131,9 +109,7 @@ impl StatusReport {
         } else {
             out.push('\n');
             for (sink, n) in &self.dead_letters {
-                out.push_str(&format!(
-                    "    {sink:<32} {n}  (cen-poller dead-letters list --sink {sink})\n"
-                ));
+                out.push_str(&format!("    {sink:<32} {n}  (cen-poller dead-letters list --sink {sink})\n"));
             }
         }
         out

@@ -7,24 +7,12 @@ use cen_poller::cen::keys::load_public_key;
 use cen_poller::cen::oauth;
 
 fn cen_poller(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cen-poller"))
-        .args(args)
-        .env_remove("CEN_POLLER_CONFIG")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cen-poller")).args(args).env_remove("CEN_POLLER_CONFIG").output().unwrap()
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl is installed");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A directory with a legacy PKCS#12 keystore as Mastercard issues them, its certificate,
@@ -32,25 +20,8 @@ fn openssl(dir: &Path, args: &[&str]) {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "key.pem",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req", "-x509", "-new", "-key", "key.pem", "-subj", "/CN=cen", "-days", "2", "-out",
-            "cert.pem",
-        ],
-    );
+    openssl(d, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"]);
+    openssl(d, &["req", "-x509", "-new", "-key", "key.pem", "-subj", "/CN=cen", "-days", "2", "-out", "cert.pem"]);
     openssl(
         d,
         &[
@@ -123,23 +94,11 @@ fn check_config_exits_2_naming_the_problem() {
     let c = config.to_str().unwrap();
     let original = std::fs::read_to_string(&config).unwrap();
     let cases: [(String, &[&str]); 4] = [
+        (original.replace("[state]", "[state]\nkep = \"14d\""), &["kep", "line 9"]),
+        (original.replace("\"keyalias\"", "\"nosuchalias\""), &["nosuchalias", "\"keyalias\"", "signing-key.p12"]),
+        (original.replace("signing-key.p12", "missing.p12"), &["missing.p12", "cannot read"]),
         (
-            original.replace("[state]", "[state]\nkep = \"14d\""),
-            &["kep", "line 9"],
-        ),
-        (
-            original.replace("\"keyalias\"", "\"nosuchalias\""),
-            &["nosuchalias", "\"keyalias\"", "signing-key.p12"],
-        ),
-        (
-            original.replace("signing-key.p12", "missing.p12"),
-            &["missing.p12", "cannot read"],
-        ),
-        (
-            original.replace(
-                "path = \"notifications.jsonl\"",
-                "path = \"n.jsonl\"\nsubjects = [\"CLEARNG\"]",
-            ),
+            original.replace("path = \"notifications.jsonl\"", "path = \"n.jsonl\"\nsubjects = [\"CLEARNG\"]"),
             &["CLEARNG", "sinks[0].subjects", ":15:"],
         ),
     ];
@@ -148,11 +107,7 @@ fn check_config_exits_2_naming_the_problem() {
         let out = cen_poller(&["--config", c, "check-config"]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         for want in wants {
-            assert!(
-                stderr(&out).contains(want),
-                "{want:?} not in {}",
-                stderr(&out)
-            );
+            assert!(stderr(&out).contains(want), "{want:?} not in {}", stderr(&out));
         }
     }
     // A wrong password is reported as such, naming the file.
@@ -161,8 +116,7 @@ fn check_config_exits_2_naming_the_problem() {
     let out = cen_poller(&["--config", c, "check-config"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("wrong keystore password")
-            && stderr(&out).contains("signing-key.p12"),
+        stderr(&out).contains("wrong keystore password") && stderr(&out).contains("signing-key.p12"),
         "{}",
         stderr(&out)
     );
@@ -179,11 +133,7 @@ fn credentials_directory_is_searched_first() {
     let dir = setup();
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
-    std::fs::rename(
-        dir.path().join("keystore-password"),
-        creds.join("keystore-password"),
-    )
-    .unwrap();
+    std::fs::rename(dir.path().join("keystore-password"), creds.join("keystore-password")).unwrap();
     let config = dir.path().join("config.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_cen-poller"))
         .args(["--config", config.to_str().unwrap(), "check-config"])
@@ -199,23 +149,11 @@ fn sign_prints_a_verifiable_reproducible_header_and_the_base_string() {
     let c = dir.path().join("config.toml");
     let c = c.to_str().unwrap();
     let url = "https://sandbox.api.mastercard.com/commercial-event-notifications/notifications?start=2026-11-20T00%3A00%3A00.000Z&end=2026-11-21T00%3A00%3A00.000Z&limit=200";
-    let args = [
-        "--config",
-        c,
-        "sign",
-        "--nonce",
-        "AbCdEfGhIjKlMnOp",
-        "--timestamp",
-        "1763805600",
-        url,
-    ];
+    let args = ["--config", c, "sign", "--nonce", "AbCdEfGhIjKlMnOp", "--timestamp", "1763805600", url];
     let out = cen_poller(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let line = stdout(&out);
-    let header = line
-        .trim()
-        .strip_prefix("Authorization: ")
-        .expect("prints the header");
+    let header = line.trim().strip_prefix("Authorization: ").expect("prints the header");
     assert!(header.contains("oauth_consumer_key=\"my-consumer-key!abc\""));
     assert!(header.contains("oauth_nonce=\"AbCdEfGhIjKlMnOp\",oauth_signature=\""));
     let public = load_public_key(&dir.path().join("cert.pem")).unwrap();
@@ -234,31 +172,29 @@ fn sign_prints_a_verifiable_reproducible_header_and_the_base_string() {
     // A POST with a body file: the body hash is the body's.
     std::fs::write(dir.path().join("body.json"), br#"{"a":1}"#).unwrap();
     let body_file = dir.path().join("body.json");
-    let out = cen_poller(&[
-        "--config",
-        c,
-        "sign",
-        "--method",
-        "post",
-        "--body-file",
-        body_file.to_str().unwrap(),
-        url,
-    ]);
-    let header = stdout(&out)
-        .trim()
-        .strip_prefix("Authorization: ")
-        .unwrap()
-        .to_owned();
-    assert!(
-        header.contains("oauth_body_hash=\"AVq9f1zFei3ZS3WQ8ErYCEJzkF7jPsXOvq5iJ2qX+GI=\""),
-        "{header}"
-    );
+    let out = cen_poller(&["--config", c, "sign", "--method", "post", "--body-file", body_file.to_str().unwrap(), url]);
+    let header = stdout(&out).trim().strip_prefix("Authorization: ").unwrap().to_owned();
+    assert!(header.contains("oauth_body_hash=\"AVq9f1zFei3ZS3WQ8ErYCEJzkF7jPsXOvq5iJ2qX+GI=\""), "{header}");
     oauth::verify("POST", url, br#"{"a":1}"#, &header, &public).unwrap();
     // --nonce without --timestamp is a usage error.
-    assert_eq!(
-        cen_poller(&["--config", c, "sign", "--nonce", "x", url])
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(cen_poller(&["--config", c, "sign", "--nonce", "x", url]).status.code(), Some(2));
+}
+
+#[test]
+fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cen_poller(&["demo", "--duration", "8s", "--rate", "2", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sink = dir.path().join("notifications.jsonl");
+    assert!(stdout(&out).contains(sink.to_str().unwrap()), "{}", stdout(&out));
+    let text = std::fs::read_to_string(&sink).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    // 30 minutes of history at 2 per second, all delivered, each once.
+    assert!(ids.len() >= 3500, "{} delivered", ids.len());
+    assert_eq!(unique.len(), ids.len(), "a notification was delivered twice");
+    assert!(stdout(&out).contains("CLEARING"), "the summary shows subjects");
 }

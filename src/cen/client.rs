@@ -63,11 +63,7 @@ pub struct ApiErrorEntry {
 pub enum ApiError {
     /// The API answered with an error status.
     #[error("{}", describe_status(*status, errors))]
-    Status {
-        status: u16,
-        errors: Vec<ApiErrorEntry>,
-        retry_after: Option<Duration>,
-    },
+    Status { status: u16, errors: Vec<ApiErrorEntry>, retry_after: Option<Duration> },
     /// No answer: connection refused or reset, TLS failure, timeout.
     #[error("request failed: {0}")]
     Transport(String),
@@ -76,10 +72,7 @@ pub enum ApiError {
     Body(String),
     /// A 200 with an item that is not a valid notification; nothing of the page is used.
     #[error("notification {index} of the page is invalid: {error}")]
-    Notification {
-        index: usize,
-        error: NotificationError,
-    },
+    Notification { index: usize, error: NotificationError },
     /// The request could not be built (a bad base URL): a configuration problem.
     #[error("cannot build the request: {0}")]
     Request(String),
@@ -91,10 +84,7 @@ fn describe_status(status: u16, errors: &[ApiErrorEntry]) -> String {
             "HTTP {status} {}: {}{}",
             e.reason_code.as_deref().unwrap_or("(no ReasonCode)"),
             e.description.as_deref().unwrap_or("(no Description)"),
-            e.source
-                .as_deref()
-                .map(|s| format!(" (Source {s})"))
-                .unwrap_or_default()
+            e.source.as_deref().map(|s| format!(" (Source {s})")).unwrap_or_default()
         ),
         None => format!("HTTP {status} (no error body)"),
     }
@@ -116,21 +106,13 @@ impl ApiError {
     /// 401 or 403: bad key, bad signature, no entitlement. Retried at the poll interval,
     /// not in a tight loop, and the daemon is not ready meanwhile.
     pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Status {
-                status: 401 | 403,
-                ..
-            }
-        )
+        matches!(self, ApiError::Status { status: 401 | 403, .. })
     }
 
     /// The first `ReasonCode` of the error envelope.
     pub fn reason_code(&self) -> Option<&str> {
         match self {
-            ApiError::Status { errors, .. } => {
-                errors.first().and_then(|e| e.reason_code.as_deref())
-            }
+            ApiError::Status { errors, .. } => errors.first().and_then(|e| e.reason_code.as_deref()),
             _ => None,
         }
     }
@@ -176,19 +158,12 @@ impl Client {
             // The signature covers the URL; a redirect would be refused by the gateway anyway.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &options.extra_ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                ApiError::Request(format!("api.ca_file is not a PEM certificate: {e}"))
-            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ApiError::Request(format!("api.ca_file is not a PEM certificate: {e}")))?;
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder
-            .build()
-            .map_err(|e| ApiError::Request(e.to_string()))?;
-        Ok(Client {
-            http,
-            signer,
-            options: Arc::new(options),
-        })
+        let http = builder.build().map_err(|e| ApiError::Request(e.to_string()))?;
+        Ok(Client { http, signer, options: Arc::new(options) })
     }
 
     /// The URL of `query`, in the one canonical encoding that is signed and sent.
@@ -219,13 +194,10 @@ impl Client {
 
     /// `GET /notifications` for `query`.
     pub async fn notifications(&self, query: &Query) -> Result<Page, ApiError> {
-        let url = reqwest::Url::parse(&self.url(query))
-            .map_err(|e| ApiError::Request(format!("{e}: check api.base_url")))?;
+        let url =
+            reqwest::Url::parse(&self.url(query)).map_err(|e| ApiError::Request(format!("{e}: check api.base_url")))?;
         // Sign the parsed URL's text: that is byte for byte what reqwest sends.
-        let signed = self
-            .signer
-            .sign("GET", url.as_str(), b"")
-            .map_err(|e| ApiError::Request(e.to_string()))?;
+        let signed = self.signer.sign("GET", url.as_str(), b"").map_err(|e| ApiError::Request(e.to_string()))?;
         let response = self
             .http
             .get(url)
@@ -235,26 +207,16 @@ impl Client {
             .await
             .map_err(|e| ApiError::Transport(transport_message(&e)))?;
         let status = response.status().as_u16();
-        let date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date);
+        let date =
+            response.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).and_then(parse_http_date);
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, date.unwrap_or_else(Utc::now)));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+        let body = response.bytes().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
         if status != 200 {
-            return Err(ApiError::Status {
-                status,
-                errors: parse_error_body(&body),
-                retry_after,
-            });
+            return Err(ApiError::Status { status, errors: parse_error_body(&body), retry_after });
         }
         parse_page(&body, date)
     }
@@ -281,32 +243,18 @@ pub fn parse_page(body: &[u8], date: Option<DateTime<Utc>>) -> Result<Page, ApiE
     let text = std::str::from_utf8(body).map_err(|_| ApiError::Body("not UTF-8".into()))?;
     let raw: RawPage = serde_json::from_str(text).map_err(|e| ApiError::Body(e.to_string()))?;
     let items = raw.notifications.unwrap_or_default();
-    let total = raw
-        .total
-        .ok_or_else(|| ApiError::Body("no `total` in the response".into()))?;
+    let total = raw.total.ok_or_else(|| ApiError::Body("no `total` in the response".into()))?;
     if let Some(count) = raw.count
         && count != items.len() as u64
     {
-        return Err(ApiError::Body(format!(
-            "`count` is {count} but {} notifications came",
-            items.len()
-        )));
+        return Err(ApiError::Body(format!("`count` is {count} but {} notifications came", items.len())));
     }
     let notifications = items
         .iter()
         .enumerate()
-        .map(|(index, raw)| {
-            Notification::from_json(raw.get())
-                .map_err(|error| ApiError::Notification { index, error })
-        })
+        .map(|(index, raw)| Notification::from_json(raw.get()).map_err(|error| ApiError::Notification { index, error }))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page {
-        offset: raw.offset.unwrap_or(0),
-        limit: raw.limit.unwrap_or(0),
-        total,
-        notifications,
-        date,
-    })
+    Ok(Page { offset: raw.offset.unwrap_or(0), limit: raw.limit.unwrap_or(0), total, notifications, date })
 }
 
 /// Parses the error envelope `{"Errors":{"Error":[…]}}`; also accepts `Error` as a single
@@ -317,10 +265,7 @@ pub fn parse_error_body(body: &[u8]) -> Vec<ApiErrorEntry> {
     };
     let error = value.get("Errors").and_then(|e| e.get("Error"));
     match error {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|i| serde_json::from_value(i.clone()).ok())
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(|i| serde_json::from_value(i.clone()).ok()).collect(),
         Some(item @ Value::Object(_)) => serde_json::from_value(item.clone()).into_iter().collect(),
         _ => Vec::new(),
     }
@@ -336,9 +281,7 @@ fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error
 
 /// Parses an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(s.trim()).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Formats an HTTP-date.
@@ -411,77 +354,35 @@ mod tests {
         let empty = parse_page(br#"{"count":0,"offset":0,"limit":200,"total":0}"#, None).unwrap();
         assert!(empty.notifications.is_empty());
         for (body, what) in [
-            (
-                &b"{\"count\":1,\"total\":1,\"notifications\":[{\"subject\":"[..],
-                "truncated",
-            ),
+            (&b"{\"count\":1,\"total\":1,\"notifications\":[{\"subject\":"[..], "truncated"),
             (b"<html>busy</html>", "not JSON"),
             (b"[]", "wrong shape"),
-            (
-                b"{\"count\":2,\"total\":2,\"notifications\":[]}",
-                "count mismatch",
-            ),
+            (b"{\"count\":2,\"total\":2,\"notifications\":[]}", "count mismatch"),
             (b"{\"notifications\":[]}", "no total"),
             (b"\xff", "not UTF-8"),
         ] {
-            assert!(
-                matches!(parse_page(body, None), Err(ApiError::Body(_))),
-                "{what}"
-            );
+            assert!(matches!(parse_page(body, None), Err(ApiError::Body(_))), "{what}");
         }
-        let bad_item =
-            br#"{"count":1,"total":1,"notifications":[{"subject":"CLEARING","content":{}}]}"#;
-        assert!(matches!(
-            parse_page(bad_item, None),
-            Err(ApiError::Notification { index: 0, .. })
-        ));
+        let bad_item = br#"{"count":1,"total":1,"notifications":[{"subject":"CLEARING","content":{}}]}"#;
+        assert!(matches!(parse_page(bad_item, None), Err(ApiError::Notification { index: 0, .. })));
     }
 
     #[test]
     fn error_envelopes_are_typed_and_classified() {
         let body = br#"{"Errors":{"Error":[{"Source":"Gateway","ReasonCode":"INVALID_SIGNATURE",
             "Description":"Signature verification failed. Expected signature base string: GET&x","Recoverable":false,"Details":null}]}}"#;
-        let e = ApiError::Status {
-            status: 401,
-            errors: parse_error_body(body),
-            retry_after: None,
-        };
+        let e = ApiError::Status { status: 401, errors: parse_error_body(body), retry_after: None };
         assert_eq!(e.reason_code(), Some("INVALID_SIGNATURE"));
         assert!(e.is_auth() && !e.is_retryable());
-        assert!(
-            e.to_string()
-                .contains("HTTP 401 INVALID_SIGNATURE: Signature verification failed"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("HTTP 401 INVALID_SIGNATURE: Signature verification failed"), "{e}");
         let single = br#"{"Errors":{"Error":{"ReasonCode":"SYSTEM_ERROR","Recoverable":"true"}}}"#;
-        let e = ApiError::Status {
-            status: 400,
-            errors: parse_error_body(single),
-            retry_after: None,
-        };
-        assert!(
-            e.is_retryable(),
-            "Recoverable: true is retried whatever the status"
-        );
+        let e = ApiError::Status { status: 400, errors: parse_error_body(single), retry_after: None };
+        assert!(e.is_retryable(), "Recoverable: true is retried whatever the status");
         for status in [408, 429, 500, 502, 503, 504] {
-            assert!(
-                ApiError::Status {
-                    status,
-                    errors: vec![],
-                    retry_after: None
-                }
-                .is_retryable()
-            );
+            assert!(ApiError::Status { status, errors: vec![], retry_after: None }.is_retryable());
         }
         for status in [400, 401, 403, 404] {
-            assert!(
-                !ApiError::Status {
-                    status,
-                    errors: vec![],
-                    retry_after: None
-                }
-                .is_retryable()
-            );
+            assert!(!ApiError::Status { status, errors: vec![], retry_after: None }.is_retryable());
         }
         assert!(parse_error_body(b"garbage").is_empty());
         assert!(ApiError::Transport("reset".into()).is_retryable());
@@ -493,26 +394,16 @@ mod tests {
         assert_eq!(format_timestamp(t), "2026-11-22T10:00:00.000Z");
         assert_eq!(format_http_date(t), "Sun, 22 Nov 2026 10:00:00 GMT");
         assert_eq!(parse_retry_after("7", t), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 22 Nov 2026 10:00:30 GMT", t),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after("Sun, 22 Nov 2026 10:00:30 GMT", t), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", t), None);
     }
 
     #[tokio::test]
     async fn connection_failures_are_retryable_transport_errors() {
         // A port nothing listens on: bind, note the port, close.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let c = client(&format!("http://127.0.0.1:{port}"), &[], &[]);
         let e = c.notifications(&query()).await.unwrap_err();
-        assert!(
-            matches!(e, ApiError::Transport(_)) && e.is_retryable(),
-            "{e}"
-        );
+        assert!(matches!(e, ApiError::Transport(_)) && e.is_retryable(), "{e}");
     }
 }

@@ -45,15 +45,16 @@ pub mod lenient {
     pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         match Option::<Value>::deserialize(d)? {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-                serde::de::Error::custom(format!("{n} is not a non-negative integer"))
-            }),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                serde::de::Error::custom(format!("{s:?} is not a non-negative integer"))
-            }),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "expected an integer, got {other}"
-            ))),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a non-negative integer"))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a non-negative integer"))),
+            Some(other) => Err(serde::de::Error::custom(format!("expected an integer, got {other}"))),
         }
     }
 
@@ -253,18 +254,12 @@ impl Subject {
     /// Reads a wire name. Matching is exact, as the API spells subjects in one way only;
     /// anything else is [`Subject::Unknown`].
     pub fn from_wire(name: &str) -> Subject {
-        Subject::ALL
-            .into_iter()
-            .find(|s| s.as_str() == name)
-            .unwrap_or_else(|| Subject::Unknown(name.to_owned()))
+        Subject::ALL.into_iter().find(|s| s.as_str() == name).unwrap_or_else(|| Subject::Unknown(name.to_owned()))
     }
 
     /// Whether the subject carries an `idempotencyKey` in its envelope (the token events).
     pub fn has_idempotency_key(&self) -> bool {
-        matches!(
-            self,
-            Subject::TokenLifecycleEvent | Subject::TokenProvisioningEvent
-        )
+        matches!(self, Subject::TokenLifecycleEvent | Subject::TokenProvisioningEvent)
     }
 }
 
@@ -1175,19 +1170,12 @@ impl Content {
                 Content::BpcPaymentAuthorization(BpcAuthorizationContent::deserialize(content)?)
             }
             Subject::BpcClearing => Content::BpcClearing(BpcClearingContent::deserialize(content)?),
-            Subject::PaymentUpdate => {
-                Content::PaymentUpdate(BpsPaymentUpdateContent::deserialize(content)?)
-            }
-            Subject::TokenLifecycleEvent => {
-                Content::TokenLifecycleEvent(IcmpLifecycleContent::deserialize(content)?)
-            }
+            Subject::PaymentUpdate => Content::PaymentUpdate(BpsPaymentUpdateContent::deserialize(content)?),
+            Subject::TokenLifecycleEvent => Content::TokenLifecycleEvent(IcmpLifecycleContent::deserialize(content)?),
             Subject::TokenProvisioningEvent => {
                 Content::TokenProvisioningEvent(IcmpProvisioningContent::deserialize(content)?)
             }
-            Subject::Unknown(subject) => Content::Unknown {
-                subject,
-                raw: content.clone(),
-            },
+            Subject::Unknown(subject) => Content::Unknown { subject, raw: content.clone() },
         })
     }
 
@@ -1230,12 +1218,7 @@ impl Content {
 /// their last four digits only.
 impl fmt::Debug for Content {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Content({}: {})",
-            self.subject(),
-            mask_json(&self.to_value())
-        )
+        write!(f, "Content({}: {})", self.subject(), mask_json(&self.to_value()))
     }
 }
 
@@ -1255,9 +1238,7 @@ pub fn mask_pan(s: &str) -> String {
     while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
         out.push_str(&rest[..start]);
         let digits = &rest[start..];
-        let len = digits
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(digits.len());
+        let len = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
         let run = &digits[..len];
         if PAN_DIGITS.contains(&len) {
             out.extend(std::iter::repeat_n('*', len - 4));
@@ -1280,16 +1261,10 @@ pub fn mask_json(value: &Value) -> Value {
         Value::Number(n) if n.is_u64() || n.is_i64() => {
             let digits = n.to_string();
             let unsigned = digits.trim_start_matches('-');
-            if PAN_DIGITS.contains(&unsigned.len()) {
-                Value::String(mask_pan(&digits))
-            } else {
-                value.clone()
-            }
+            if PAN_DIGITS.contains(&unsigned.len()) { Value::String(mask_pan(&digits)) } else { value.clone() }
         }
         Value::Array(items) => Value::Array(items.iter().map(mask_json).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), mask_json(v))).collect())
-        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), mask_json(v))).collect()),
         Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
     }
 }
@@ -1304,41 +1279,17 @@ mod tests {
     /// One complete notification per subject, written for these tests (made-up values,
     /// masked test card numbers).
     const FIXTURES: [(&str, &str); 7] = [
-        (
-            "PAYMENT_AUTHORIZATION",
-            include_str!("../../tests/fixtures/cen/PAYMENT_AUTHORIZATION.json"),
-        ),
-        (
-            "CLEARING",
-            include_str!("../../tests/fixtures/cen/CLEARING.json"),
-        ),
-        (
-            "BPC_PAYMENT_AUTHORIZATION",
-            include_str!("../../tests/fixtures/cen/BPC_PAYMENT_AUTHORIZATION.json"),
-        ),
-        (
-            "BPC_CLEARING",
-            include_str!("../../tests/fixtures/cen/BPC_CLEARING.json"),
-        ),
-        (
-            "PAYMENT_UPDATE",
-            include_str!("../../tests/fixtures/cen/PAYMENT_UPDATE.json"),
-        ),
-        (
-            "TOKEN_LIFECYCLE_EVENT",
-            include_str!("../../tests/fixtures/cen/TOKEN_LIFECYCLE_EVENT.json"),
-        ),
-        (
-            "TOKEN_PROVISIONING_EVENT",
-            include_str!("../../tests/fixtures/cen/TOKEN_PROVISIONING_EVENT.json"),
-        ),
+        ("PAYMENT_AUTHORIZATION", include_str!("../../tests/fixtures/cen/PAYMENT_AUTHORIZATION.json")),
+        ("CLEARING", include_str!("../../tests/fixtures/cen/CLEARING.json")),
+        ("BPC_PAYMENT_AUTHORIZATION", include_str!("../../tests/fixtures/cen/BPC_PAYMENT_AUTHORIZATION.json")),
+        ("BPC_CLEARING", include_str!("../../tests/fixtures/cen/BPC_CLEARING.json")),
+        ("PAYMENT_UPDATE", include_str!("../../tests/fixtures/cen/PAYMENT_UPDATE.json")),
+        ("TOKEN_LIFECYCLE_EVENT", include_str!("../../tests/fixtures/cen/TOKEN_LIFECYCLE_EVENT.json")),
+        ("TOKEN_PROVISIONING_EVENT", include_str!("../../tests/fixtures/cen/TOKEN_PROVISIONING_EVENT.json")),
     ];
 
     fn fixture(subject: &str) -> Value {
-        let (_, text) = FIXTURES
-            .iter()
-            .find(|(name, _)| *name == subject)
-            .expect("a fixture for every subject");
+        let (_, text) = FIXTURES.iter().find(|(name, _)| *name == subject).expect("a fixture for every subject");
         serde_json::from_str(text).expect("fixture is valid JSON")
     }
 
@@ -1371,11 +1322,7 @@ mod tests {
                 assert!(value[member].is_string(), "{name}: {member}");
             }
             let has_key = value.get("idempotencyKey").is_some();
-            assert_eq!(
-                has_key,
-                Subject::from_wire(name).has_idempotency_key(),
-                "{name}"
-            );
+            assert_eq!(has_key, Subject::from_wire(name).has_idempotency_key(), "{name}");
         }
     }
 
@@ -1385,11 +1332,7 @@ mod tests {
             let original = fixture(name)["content"].clone();
             let content = Content::parse(name, &original).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(content.subject().as_str(), name);
-            assert_eq!(
-                content.to_value(),
-                original,
-                "{name} changed in the round trip"
-            );
+            assert_eq!(content.to_value(), original, "{name} changed in the round trip");
         }
     }
 
@@ -1401,10 +1344,7 @@ mod tests {
         assert_eq!(c.message_type_indicator, text("0420"));
         // A number written as a string, and a string written as a number, both readable.
         assert_eq!(c.transaction_amount, text("4215"));
-        assert_eq!(
-            c.transaction_amount.as_ref().and_then(NumOrString::as_u64),
-            Some(4215)
-        );
+        assert_eq!(c.transaction_amount.as_ref().and_then(NumOrString::as_u64), Some(4215));
         assert_eq!(c.billing_amount, num(4630));
         assert_eq!(c.settlement_date, num(314));
         assert_eq!(c.transaction_currency_code, text("EUR"));
@@ -1414,17 +1354,9 @@ mod tests {
         let card = c.virtual_payment_card.expect("virtual card");
         assert_eq!(card.number, text("************0005"));
         assert_eq!(card.expiry_year, text("27"));
-        assert_eq!(
-            c.in_control_on_behalf_service_result
-                .and_then(|r| r.vcn_service_result_code)
-                .as_deref(),
-            Some("V")
-        );
+        assert_eq!(c.in_control_on_behalf_service_result.and_then(|r| r.vcn_service_result_code).as_deref(), Some("V"));
         assert_eq!(c.advice.and_then(|a| a.reason_code), text("651"));
-        assert_eq!(
-            c.replacement_amounts.and_then(|r| r.billing_amount),
-            num(2315)
-        );
+        assert_eq!(c.replacement_amounts.and_then(|r| r.billing_amount), num(2315));
         assert_eq!(c.purchase_request.and_then(|p| p.company_id), num(31337));
         assert_eq!(c.extra.get("networkAdviceFlag"), Some(&json!("N")));
         assert_eq!(c.extra.len(), 1);
@@ -1440,32 +1372,11 @@ mod tests {
         assert_eq!(c.acquirer_reference_data, text("74012345678901234567890"));
         // Declared integer, sent as a string with a leading zero: the zero survives.
         assert_eq!(c.destination_institution_id_code, text("018456"));
-        assert_eq!(
-            c.conversion_rate_cardholder_billing
-                .as_ref()
-                .and_then(NumOrString::as_f64),
-            Some(1.0843)
-        );
-        assert_eq!(
-            c.reversal_indicator,
-            Some(BoolOrString::Str("false".into()))
-        );
-        assert_eq!(
-            c.reversal_indicator
-                .as_ref()
-                .and_then(BoolOrString::as_bool),
-            Some(false)
-        );
-        assert_eq!(
-            c.is_matched.as_ref().and_then(BoolOrString::as_bool),
-            Some(true)
-        );
-        assert_eq!(
-            c.is_mastercard_switched
-                .as_ref()
-                .and_then(BoolOrString::as_bool),
-            Some(true)
-        );
+        assert_eq!(c.conversion_rate_cardholder_billing.as_ref().and_then(NumOrString::as_f64), Some(1.0843));
+        assert_eq!(c.reversal_indicator, Some(BoolOrString::Str("false".into())));
+        assert_eq!(c.reversal_indicator.as_ref().and_then(BoolOrString::as_bool), Some(false));
+        assert_eq!(c.is_matched.as_ref().and_then(BoolOrString::as_bool), Some(true));
+        assert_eq!(c.is_mastercard_switched.as_ref().and_then(BoolOrString::as_bool), Some(true));
         // Declared string, sent as a number.
         let holder = c.card_holder_amount.expect("cardHolderAmount");
         assert_eq!(holder.currency_code, num(978));
@@ -1473,21 +1384,10 @@ mod tests {
         let auth = c.authorization.expect("authorization");
         assert_eq!(auth.kind, num(0));
         assert_eq!(auth.mt_id_type, text("0100"));
-        assert_eq!(
-            auth.effect_on_balance
-                .as_ref()
-                .and_then(NumOrString::as_f64),
-            Some(42.15)
-        );
+        assert_eq!(auth.effect_on_balance.as_ref().and_then(NumOrString::as_f64), Some(42.15));
         let acceptor = c.acceptor.expect("acceptor");
         assert_eq!(acceptor.postal_code, text("69002"));
-        assert_eq!(
-            acceptor
-                .amount
-                .and_then(|a| a.value)
-                .and_then(|v| v.as_f64()),
-            Some(46.3)
-        );
+        assert_eq!(acceptor.amount.and_then(|a| a.value).and_then(|v| v.as_f64()), Some(46.3));
         assert_eq!(c.real_payment_card.and_then(|p| p.expiry), text("2029-11"));
         assert_eq!(c.extra.get("clearingCycle"), Some(&json!(3)));
         assert_eq!(c.extra.len(), 1);
@@ -1499,11 +1399,7 @@ mod tests {
             panic!("wrong variant");
         };
         assert_eq!(c.system_trace_audit_number, text("730194"));
-        assert!(
-            c.corp_guid
-                .as_deref()
-                .is_some_and(|g| g.starts_with("FIXTUREBPCCORP"))
-        );
+        assert!(c.corp_guid.as_deref().is_some_and(|g| g.starts_with("FIXTUREBPCCORP")));
         let processor = c.processor.expect("processor");
         assert_eq!(processor.issuer_id, text("4417"));
         assert_eq!(processor.on_behalf_service, text("17"));
@@ -1516,23 +1412,12 @@ mod tests {
         assert_eq!(acceptor.amount.and_then(|a| a.amount), num(18999));
         assert_eq!(c.card_holder_amount.and_then(|a| a.currency_code), num(840));
         let info = c.transaction_information.expect("transactionInformation");
-        assert_eq!(
-            info.forwarding_institution_id_code,
-            num(770_098_765_400_021)
-        );
+        assert_eq!(info.forwarding_institution_id_code, num(770_098_765_400_021));
         let reversal = info.reversal.expect("reversal");
         assert_eq!(reversal.replacement_settlement_amount, text("000000000000"));
         assert_eq!(reversal.replacement_transaction_amount, num(0));
-        assert_eq!(
-            c.funding_source
-                .and_then(|f| f.funding_source_alias)
-                .as_deref(),
-            Some("Fixture Ops Budget")
-        );
-        assert_eq!(
-            c.extra.get("spendControlName"),
-            Some(&json!("office-supplies-cap"))
-        );
+        assert_eq!(c.funding_source.and_then(|f| f.funding_source_alias).as_deref(), Some("Fixture Ops Budget"));
+        assert_eq!(c.extra.get("spendControlName"), Some(&json!("office-supplies-cap")));
     }
 
     #[test]
@@ -1540,39 +1425,15 @@ mod tests {
         let Content::BpcClearing(c) = parsed("BPC_CLEARING") else {
             panic!("wrong variant");
         };
-        assert!(
-            c.issuer_guid
-                .as_deref()
-                .is_some_and(|g| g.starts_with("FIXTUREBPCISSUER"))
-        );
+        assert!(c.issuer_guid.as_deref().is_some_and(|g| g.starts_with("FIXTUREBPCISSUER")));
         assert!(c.corp_guid.is_some());
         assert!(c.funding_source.is_some());
         // The clearing members are read through the flattened CLEARING struct.
         assert_eq!(c.clearing.clearing_transaction_id, text("7770456"));
-        assert_eq!(
-            c.clearing.is_mastercard_switched,
-            Some(BoolOrString::Bool(true))
-        );
-        assert_eq!(
-            c.clearing
-                .is_matched
-                .as_ref()
-                .and_then(BoolOrString::as_bool),
-            None
-        );
-        assert_eq!(
-            c.clearing
-                .acceptor
-                .as_ref()
-                .and_then(|a| a.merchant_category_code.clone()),
-            num(5111)
-        );
-        assert!(
-            c.clearing
-                .virtual_payment_card
-                .as_ref()
-                .is_some_and(|v| v.account_guid.is_some())
-        );
+        assert_eq!(c.clearing.is_mastercard_switched, Some(BoolOrString::Bool(true)));
+        assert_eq!(c.clearing.is_matched.as_ref().and_then(BoolOrString::as_bool), None);
+        assert_eq!(c.clearing.acceptor.as_ref().and_then(|a| a.merchant_category_code.clone()), num(5111));
+        assert!(c.clearing.virtual_payment_card.as_ref().is_some_and(|v| v.account_guid.is_some()));
         // Only the undeclared member lands in the catch-all; the BPC members do not.
         let extra: Vec<&String> = c.clearing.extra.keys().collect();
         assert_eq!(extra, ["spendControlName"]);
@@ -1585,30 +1446,15 @@ mod tests {
         };
         assert_eq!(c.status.as_deref(), Some("DECLINED"));
         assert_eq!(c.purchase_request_id, text("90417"));
-        assert_eq!(
-            c.transaction_identification
-                .and_then(|t| t.transaction_reference),
-            text("INV-2026-0318-17")
-        );
-        let reasons = c
-            .status_reason_information
-            .expect("statusReasonInformation");
+        assert_eq!(c.transaction_identification.and_then(|t| t.transaction_reference), text("INV-2026-0318-17"));
+        let reasons = c.status_reason_information.expect("statusReasonInformation");
         assert!(matches!(reasons, OneOrMany::Many(_)));
         assert_eq!(reasons.as_slice().len(), 2);
-        assert_eq!(
-            reasons.as_slice()[1].reason_code.as_deref(),
-            Some("SUPPLIER_REVIEW")
-        );
-        assert_eq!(
-            reasons.as_slice()[1].extra.get("reviewer"),
-            Some(&json!("agent-7"))
-        );
+        assert_eq!(reasons.as_slice()[1].reason_code.as_deref(), Some("SUPPLIER_REVIEW"));
+        assert_eq!(reasons.as_slice()[1].extra.get("reviewer"), Some(&json!("agent-7")));
         let errors = c.errors.expect("errors");
         assert!(matches!(errors, OneOrMany::One(_)));
-        assert_eq!(
-            errors.as_slice()[0].reason_code.as_deref(),
-            Some("payment.instruction.rejected")
-        );
+        assert_eq!(errors.as_slice()[0].reason_code.as_deref(), Some("payment.instruction.rejected"));
         assert_eq!(c.extra.get("batchSequence"), Some(&json!(12)));
     }
 
@@ -1619,22 +1465,13 @@ mod tests {
         };
         assert_eq!(c.event_type.as_deref(), Some("SUSPENDED"));
         assert_eq!(c.token_requestor_id, text("50199887766"));
-        assert_eq!(
-            c.suspension_reasons.as_deref(),
-            Some(&["CARDHOLDER".to_owned(), "DEVICE_LOST".to_owned()][..])
-        );
-        assert_eq!(
-            c.token_info.and_then(|t| t.account_number),
-            text("************3331")
-        );
+        assert_eq!(c.suspension_reasons.as_deref(), Some(&["CARDHOLDER".to_owned(), "DEVICE_LOST".to_owned()][..]));
+        assert_eq!(c.token_info.and_then(|t| t.account_number), text("************3331"));
         assert_eq!(c.wallet_info.and_then(|w| w.wallet_id), text("216"));
         let vcn = c.vcn_info.expect("vcnInfo");
         assert!(vcn.owner_info.and_then(|o| o.corp_guid).is_some());
         assert_eq!(c.rcn_info.and_then(|r| r.expiry), text("2029-11"));
-        assert_eq!(
-            c.purchase_request.and_then(|p| p.purchase_request_id),
-            num(90417)
-        );
+        assert_eq!(c.purchase_request.and_then(|p| p.purchase_request_id), num(90417));
         assert!(c.extra.is_empty());
     }
 
@@ -1651,24 +1488,11 @@ mod tests {
         let address = holder.account_holder_address.expect("address");
         assert_eq!(address.line2.as_deref(), Some("Suite 200"));
         assert_eq!(address.postal_code, text("62701"));
-        assert_eq!(
-            holder
-                .account_holder_mobile_phone_number
-                .and_then(|p| p.country_dial_in_code),
-            text("1")
-        );
+        assert_eq!(holder.account_holder_mobile_phone_number.and_then(|p| p.country_dial_in_code), text("1"));
         let device = meta.device_info.expect("deviceInfo");
-        assert_eq!(
-            device.os_version.as_ref().and_then(NumOrString::as_f64),
-            Some(14.1)
-        );
+        assert_eq!(device.os_version.as_ref().and_then(NumOrString::as_f64), Some(14.1));
         assert_eq!(device.payment_types.map(|p| p.len()), Some(2));
-        assert_eq!(
-            meta.active_token_count
-                .as_ref()
-                .and_then(NumOrString::as_u64),
-            Some(3)
-        );
+        assert_eq!(meta.active_token_count.as_ref().and_then(NumOrString::as_u64), Some(3));
         let decision = c.wallet_provider_decisioning_info.expect("decisioning");
         assert_eq!(decision.recommended_decision.as_deref(), Some("APPROVED"));
         assert_eq!(decision.device_score, text("5"));
@@ -1688,38 +1512,12 @@ mod tests {
         let Content::PaymentAuthorization(c) = parsed else {
             panic!("wrong variant");
         };
-        assert_eq!(
-            c.transaction_amount
-                .as_ref()
-                .map(ToString::to_string)
-                .as_deref(),
-            Some("0007550")
-        );
-        assert_eq!(
-            c.transaction_amount.as_ref().and_then(NumOrString::as_u64),
-            Some(7550)
-        );
-        assert_eq!(
-            c.billing_amount
-                .as_ref()
-                .map(ToString::to_string)
-                .as_deref(),
-            Some("75.5")
-        );
-        assert_eq!(
-            c.billing_amount.as_ref().and_then(NumOrString::as_u64),
-            None
-        );
-        assert_eq!(
-            c.system_trace_audit_number
-                .as_ref()
-                .and_then(NumOrString::as_str),
-            None
-        );
-        assert_eq!(
-            c.response_code.as_ref().and_then(NumOrString::as_str),
-            Some("00")
-        );
+        assert_eq!(c.transaction_amount.as_ref().map(ToString::to_string).as_deref(), Some("0007550"));
+        assert_eq!(c.transaction_amount.as_ref().and_then(NumOrString::as_u64), Some(7550));
+        assert_eq!(c.billing_amount.as_ref().map(ToString::to_string).as_deref(), Some("75.5"));
+        assert_eq!(c.billing_amount.as_ref().and_then(NumOrString::as_u64), None);
+        assert_eq!(c.system_trace_audit_number.as_ref().and_then(NumOrString::as_str), None);
+        assert_eq!(c.response_code.as_ref().and_then(NumOrString::as_str), Some("00"));
     }
 
     #[test]
@@ -1758,15 +1556,11 @@ mod tests {
                 "undeclared": null,
             },
         });
-        let parsed =
-            Content::parse("PAYMENT_AUTHORIZATION", &notification["content"]).expect("parses");
+        let parsed = Content::parse("PAYMENT_AUTHORIZATION", &notification["content"]).expect("parses");
         let Content::PaymentAuthorization(c) = &parsed else {
             panic!("wrong variant");
         };
-        let result = c
-            .in_control_on_behalf_service_result
-            .as_ref()
-            .expect("present");
+        let result = c.in_control_on_behalf_service_result.as_ref().expect("present");
         assert_eq!(result.rcn_service_result_code, None);
         // The declared null is gone, the undeclared one is kept; the id is the same.
         let written = parsed.to_value();
@@ -1780,10 +1574,7 @@ mod tests {
         );
         let mut rewritten = notification.clone();
         rewritten["content"] = written;
-        assert_eq!(
-            notification_id(&rewritten).expect("id"),
-            notification_id(&notification).expect("id")
-        );
+        assert_eq!(notification_id(&rewritten).expect("id"), notification_id(&notification).expect("id"));
     }
 
     #[test]
@@ -1794,28 +1585,14 @@ mod tests {
         assert_eq!(parsed.to_value(), raw);
         // Even content that is not an object passes through untouched.
         let odd = json!("not an object");
-        assert_eq!(
-            Content::parse("FUTURE_EVENT", &odd)
-                .expect("kept")
-                .to_value(),
-            odd
-        );
+        assert_eq!(Content::parse("FUTURE_EVENT", &odd).expect("kept").to_value(), odd);
     }
 
     #[test]
     fn non_object_content_of_a_known_subject_is_an_error() {
         for subject in Subject::ALL {
-            for bad in [
-                json!("text"),
-                json!(42),
-                json!([{"a": 1}]),
-                json!(null),
-                json!(true),
-            ] {
-                assert!(
-                    Content::parse(subject.as_str(), &bad).is_err(),
-                    "{subject} accepted {bad}"
-                );
+            for bad in [json!("text"), json!(42), json!([{"a": 1}]), json!(null), json!(true)] {
+                assert!(Content::parse(subject.as_str(), &bad).is_err(), "{subject} accepted {bad}");
             }
         }
     }
@@ -1832,10 +1609,7 @@ mod tests {
             let parsed = Content::parse(subject.as_str(), &json!({})).expect("parses");
             assert_eq!(parsed.to_value(), json!({}), "{subject}");
         }
-        assert_eq!(
-            Content::Clearing(IccpClearingContent::default()).to_value(),
-            json!({})
-        );
+        assert_eq!(Content::Clearing(IccpClearingContent::default()).to_value(), json!({}));
     }
 
     #[test]
@@ -1844,10 +1618,7 @@ mod tests {
             assert_eq!(Subject::from_wire(subject.as_str()), subject);
             assert_eq!(subject.to_string(), subject.as_str());
         }
-        assert_eq!(
-            Subject::from_wire("clearing"),
-            Subject::Unknown("clearing".into())
-        );
+        assert_eq!(Subject::from_wire("clearing"), Subject::Unknown("clearing".into()));
         let unknown = Subject::from_wire("NEW_THING");
         assert_eq!(unknown.as_str(), "NEW_THING");
         assert!(!Subject::ALL.contains(&unknown));
@@ -1866,15 +1637,9 @@ mod tests {
         assert_eq!(mask_pan("************4444"), "************4444");
         assert_eq!(mask_pan("55555555555"), "55555555555");
         assert_eq!(mask_pan("55555555555555554444"), "55555555555555554444");
-        assert_eq!(
-            mask_pan("74012345678901234567890"),
-            "74012345678901234567890"
-        );
+        assert_eq!(mask_pan("74012345678901234567890"), "74012345678901234567890");
         assert_eq!(mask_pan(""), "");
-        assert_eq!(
-            mask_pan("Zürich 5555555555554444"),
-            "Zürich ************4444"
-        );
+        assert_eq!(mask_pan("Zürich 5555555555554444"), "Zürich ************4444");
     }
 
     #[test]
@@ -1905,9 +1670,6 @@ mod tests {
         let debug = format!("{parsed:?}");
         assert!(!debug.contains("5555555555554444"), "{debug}");
         assert!(debug.contains("************4444"), "{debug}");
-        assert!(
-            debug.starts_with("Content(BPC_PAYMENT_AUTHORIZATION: "),
-            "{debug}"
-        );
+        assert!(debug.starts_with("Content(BPC_PAYMENT_AUTHORIZATION: "), "{debug}");
     }
 }

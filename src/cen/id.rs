@@ -36,10 +36,7 @@ pub fn notification_id_of(notification: &Node<'_>) -> Result<String, IdError> {
     let mut canonical = String::with_capacity(2048);
     jcs::write_canonical_without_nulls(notification, &[PUSH_STATUS], &mut canonical)
         .map_err(|e| IdError::Canonical(e.to_string()))?;
-    Ok(hex::encode(digest::digest(
-        &digest::SHA256,
-        canonical.as_bytes(),
-    )))
+    Ok(hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes())))
 }
 
 /// The id of a VGS webhook event: its own `id`, namespaced so it can never collide with a
@@ -64,10 +61,7 @@ mod tests {
     fn is_lowercase_hex_sha256() {
         let id = id(BASE);
         assert_eq!(id.len(), 64);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        );
+        assert!(id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
     }
 
     #[test]
@@ -92,10 +86,7 @@ mod tests {
         assert_eq!(id(BASE), id(&pulled));
         let without = BASE.replace(r#""pushStatus":"DELIVERED","#, "");
         assert_eq!(id(BASE), id(&without));
-        let with_nulls = BASE.replace(
-            r#""count":100"#,
-            r#""count":100,"note":null,"deep":{"x":null}"#,
-        );
+        let with_nulls = BASE.replace(r#""count":100"#, r#""count":100,"note":null,"deep":{"x":null}"#);
         // `deep` becomes an empty object, which is content: compare with that written out.
         let with_empty = BASE.replace(r#""count":100"#, r#""count":100,"deep":{}"#);
         assert_eq!(id(&with_nulls), id(&with_empty));
@@ -124,14 +115,8 @@ mod tests {
 
     #[test]
     fn non_objects_are_refused() {
-        assert!(matches!(
-            notification_id(&json!([1])),
-            Err(IdError::NotAnObject)
-        ));
-        assert!(matches!(
-            notification_id(&json!(null)),
-            Err(IdError::NotAnObject)
-        ));
+        assert!(matches!(notification_id(&json!([1])), Err(IdError::NotAnObject)));
+        assert!(matches!(notification_id(&json!(null)), Err(IdError::NotAnObject)));
     }
 
     #[test]

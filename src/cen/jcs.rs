@@ -53,11 +53,9 @@ impl<'a> Node<'a> {
             Value::Number(n) => Node::Number(n.as_f64().unwrap_or(f64::NAN)),
             Value::String(s) => Node::String(Cow::Borrowed(s)),
             Value::Array(items) => Node::Array(items.iter().map(Node::from_value).collect()),
-            Value::Object(map) => Node::Object(
-                map.iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Node::from_value(v)))
-                    .collect(),
-            ),
+            Value::Object(map) => {
+                Node::Object(map.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Node::from_value(v))).collect())
+            }
         }
     }
 
@@ -94,11 +92,7 @@ impl fmt::Display for NotFinite {
 
 /// Appends the canonical form of `node` to `out`, leaving out — recursively — every object
 /// member whose value is null, and at the top level the members named in `drop_top`.
-pub fn write_canonical_without_nulls(
-    node: &Node<'_>,
-    drop_top: &[&str],
-    out: &mut String,
-) -> Result<(), NotFinite> {
+pub fn write_canonical_without_nulls(node: &Node<'_>, drop_top: &[&str], out: &mut String) -> Result<(), NotFinite> {
     write_node(node, drop_top, out)
 }
 
@@ -229,11 +223,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_f64<E>(self, v: f64) -> Result<Node<'de>, E> {
         // serde_json::Value turns a non-finite double into null; its parser never makes one.
-        Ok(if v.is_finite() {
-            Node::Number(v)
-        } else {
-            Node::Null
-        })
+        Ok(if v.is_finite() { Node::Number(v) } else { Node::Null })
     }
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node<'de>, E> {
@@ -316,12 +306,9 @@ mod tests {
     fn oracle(text: &str, drop_top: &[&str]) -> String {
         fn strip(v: &Value) -> Value {
             match v {
-                Value::Object(m) => Value::Object(
-                    m.iter()
-                        .filter(|(_, v)| !v.is_null())
-                        .map(|(k, v)| (k.clone(), strip(v)))
-                        .collect(),
-                ),
+                Value::Object(m) => {
+                    Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip(v))).collect())
+                }
                 Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
                 other => other.clone(),
             }
@@ -358,11 +345,7 @@ mod tests {
     fn matches_serde_json_canonicalizer() {
         for text in CASES {
             assert_eq!(ours(text, &[]), oracle(text, &[]), "{text}");
-            assert_eq!(
-                ours(text, &["pushStatus", "a"]),
-                oracle(text, &["pushStatus", "a"]),
-                "{text}"
-            );
+            assert_eq!(ours(text, &["pushStatus", "a"]), oracle(text, &["pushStatus", "a"]), "{text}");
         }
     }
 
@@ -378,11 +361,7 @@ mod tests {
         };
         for i in 0..700 {
             let text = stream.item_json(i, Some("DELIVERED"));
-            assert_eq!(
-                ours(&text, &["pushStatus"]),
-                oracle(&text, &["pushStatus"]),
-                "item {i}"
-            );
+            assert_eq!(ours(&text, &["pushStatus"]), oracle(&text, &["pushStatus"]), "item {i}");
         }
     }
 
@@ -400,18 +379,13 @@ mod tests {
     fn utf16_order() {
         let mut keys = vec!["\u{10000}", "\u{ffff}", "\u{e000}", "a", "\u{80}", "", "ab"];
         keys.sort_by(|a, b| cmp_utf16(a, b));
-        assert_eq!(
-            keys,
-            vec!["", "a", "ab", "\u{80}", "\u{10000}", "\u{e000}", "\u{ffff}"]
-        );
+        assert_eq!(keys, vec!["", "a", "ab", "\u{80}", "\u{10000}", "\u{e000}", "\u{ffff}"]);
     }
 
     #[test]
     fn strings_borrow_unless_escaped_and_errors_are_serde_jsons() {
         let text = r#"{"plain":"abc","esc\u0041":"a\nb"}"#;
-        let Node::Object(members) = Node::parse(text).unwrap() else {
-            panic!("not an object")
-        };
+        let Node::Object(members) = Node::parse(text).unwrap() else { panic!("not an object") };
         assert!(matches!(members[0].0, Cow::Borrowed("plain")));
         assert!(matches!(members[0].1, Node::String(Cow::Borrowed("abc"))));
         assert!(matches!(&members[1].0, Cow::Owned(k) if k == "escA"));
@@ -429,9 +403,6 @@ mod tests {
     #[test]
     fn non_finite_numbers_are_refused() {
         let mut out = String::new();
-        assert_eq!(
-            write_canonical_without_nulls(&Node::Number(f64::NAN), &[], &mut out),
-            Err(NotFinite)
-        );
+        assert_eq!(write_canonical_without_nulls(&Node::Number(f64::NAN), &[], &mut out), Err(NotFinite));
     }
 }

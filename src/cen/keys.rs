@@ -18,13 +18,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer};
 /// Why a key could not be loaded. Each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(
-        "cannot read key file {path}: {source} (check the path and that the service user may read it)"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read key file {path}: {source} (check the path and that the service user may read it)")]
+    Read { path: PathBuf, source: std::io::Error },
     #[error(
         "{path}: wrong keystore password (check api.signing_key_password_file; it must hold the password Mastercard's key download used)"
     )]
@@ -32,27 +27,16 @@ pub enum KeyError {
     #[error(
         "{path}: no key with alias {alias:?} in the keystore; it holds {available:?} (set api.signing_key_alias to one of them)"
     )]
-    NoSuchAlias {
-        path: PathBuf,
-        alias: String,
-        available: Vec<String>,
-    },
-    #[error(
-        "{path}: the keystore holds {available:?}; set api.signing_key_alias to the one to sign with"
-    )]
-    AmbiguousAlias {
-        path: PathBuf,
-        available: Vec<String>,
-    },
+    NoSuchAlias { path: PathBuf, alias: String, available: Vec<String> },
+    #[error("{path}: the keystore holds {available:?}; set api.signing_key_alias to the one to sign with")]
+    AmbiguousAlias { path: PathBuf, available: Vec<String> },
     #[error("{path}: the keystore holds no private key")]
     NoKey { path: PathBuf },
     #[error(
         "{path}: not a PKCS#12 keystore nor a PEM key ({detail}); use the .p12 file Mastercard's portal gave you, or a PEM 'PRIVATE KEY' / 'RSA PRIVATE KEY'"
     )]
     Format { path: PathBuf, detail: String },
-    #[error(
-        "{path}: the key is not a usable RSA key ({detail}); Mastercard signing keys are RSA, 2048 bits or more"
-    )]
+    #[error("{path}: the key is not a usable RSA key ({detail}); Mastercard signing keys are RSA, 2048 bits or more")]
     NotRsa { path: PathBuf, detail: String },
     #[error("{path}: a PKCS#12 keystore needs a password (set api.signing_key_password_file)")]
     NeedsPassword { path: PathBuf },
@@ -74,20 +58,10 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Loads `path`: a PKCS#12 keystore (needs `password`; `alias` chooses the key when it
     /// holds several) or a PEM private key (PKCS#8 or PKCS#1; the password is ignored).
-    pub fn load(
-        path: &Path,
-        password: Option<&str>,
-        alias: Option<&str>,
-    ) -> Result<Self, KeyError> {
-        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
-            path: path.into(),
-            source,
-        })?;
+    pub fn load(path: &Path, password: Option<&str>, alias: Option<&str>) -> Result<Self, KeyError> {
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.into(), source })?;
         if looks_like_pem(&bytes) {
-            Self::from_pem(&bytes).map_err(|detail| KeyError::Format {
-                path: path.into(),
-                detail,
-            })
+            Self::from_pem(&bytes).map_err(|detail| KeyError::Format { path: path.into(), detail })
         } else {
             let password = password.ok_or_else(|| KeyError::NeedsPassword { path: path.into() })?;
             Self::from_pkcs12(&bytes, password, alias, path)
@@ -97,13 +71,9 @@ impl SigningKey {
     /// A PEM `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1).
     pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
         if pem.windows(9).any(|w| w == b"ENCRYPTED") {
-            return Err(
-                "the PEM key is encrypted; decrypt it with `openssl pkey -in KEY -out KEY.pem`"
-                    .into(),
-            );
+            return Err("the PEM key is encrypted; decrypt it with `openssl pkey -in KEY -out KEY.pem`".into());
         }
-        let der =
-            PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no PEM private key: {e}"))?;
+        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no PEM private key: {e}"))?;
         let pair = match &der {
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
@@ -114,23 +84,11 @@ impl SigningKey {
     }
 
     /// A PKCS#12 keystore, legacy encryption included.
-    pub fn from_pkcs12(
-        data: &[u8],
-        password: &str,
-        alias: Option<&str>,
-        path: &Path,
-    ) -> Result<Self, KeyError> {
-        let store = KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(
-            |e| match e {
-                p12_keystore::error::Error::MacError(_) => {
-                    KeyError::WrongPassword { path: path.into() }
-                }
-                other => KeyError::Format {
-                    path: path.into(),
-                    detail: other.to_string(),
-                },
-            },
-        )?;
+    pub fn from_pkcs12(data: &[u8], password: &str, alias: Option<&str>, path: &Path) -> Result<Self, KeyError> {
+        let store = KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| match e {
+            p12_keystore::error::Error::MacError(_) => KeyError::WrongPassword { path: path.into() },
+            other => KeyError::Format { path: path.into(), detail: other.to_string() },
+        })?;
         let keys: Vec<(&String, &p12_keystore::PrivateKeyChain)> = store
             .entries()
             .filter_map(|(alias, entry)| match entry {
@@ -140,50 +98,32 @@ impl SigningKey {
             .collect();
         let available: Vec<String> = keys.iter().map(|(a, _)| (*a).clone()).collect();
         let chain = match alias {
-            Some(want) => keys
-                .iter()
-                .find(|(a, _)| a.as_str() == want)
-                .map(|(_, c)| *c)
-                .ok_or_else(|| KeyError::NoSuchAlias {
-                    path: path.into(),
-                    alias: want.into(),
-                    available: available.clone(),
-                })?,
+            Some(want) => keys.iter().find(|(a, _)| a.as_str() == want).map(|(_, c)| *c).ok_or_else(|| {
+                KeyError::NoSuchAlias { path: path.into(), alias: want.into(), available: available.clone() }
+            })?,
             None => match keys.as_slice() {
                 [] => return Err(KeyError::NoKey { path: path.into() }),
                 [(_, chain)] => *chain,
                 _ => {
-                    return Err(KeyError::AmbiguousAlias {
-                        path: path.into(),
-                        available,
-                    });
+                    return Err(KeyError::AmbiguousAlias { path: path.into(), available });
                 }
             },
         };
-        let pair = RsaKeyPair::from_pkcs8(chain.key().as_der()).map_err(|e| KeyError::NotRsa {
-            path: path.into(),
-            detail: e.to_string(),
-        })?;
+        let pair = RsaKeyPair::from_pkcs8(chain.key().as_der())
+            .map_err(|e| KeyError::NotRsa { path: path.into(), detail: e.to_string() })?;
         Ok(SigningKey { pair })
     }
 
     /// A fresh 2048-bit key (for `demo` and tests).
     pub fn generate() -> Result<Self, String> {
-        RsaKeyPair::generate(KeySize::Rsa2048)
-            .map(|pair| SigningKey { pair })
-            .map_err(|e| e.to_string())
+        RsaKeyPair::generate(KeySize::Rsa2048).map(|pair| SigningKey { pair }).map_err(|e| e.to_string())
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
         self.pair
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                message,
-                &mut sig,
-            )
+            .sign(&signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut sig)
             .expect("RSA signing with a validated key cannot fail");
         sig
     }
@@ -195,20 +135,13 @@ impl SigningKey {
 
     /// The public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), for the simulator.
     pub fn public_key_pem(&self) -> String {
-        let der = self
-            .pair
-            .public_key()
-            .as_der()
-            .expect("encoding a public key cannot fail");
+        let der = self.pair.public_key().as_der().expect("encoding a public key cannot fail");
         pem_encode("PUBLIC KEY", der.as_ref())
     }
 
     /// The private key as a PEM `PRIVATE KEY` (PKCS#8), for `demo`'s temporary key.
     pub fn private_key_pem(&self) -> String {
-        let der = self
-            .pair
-            .as_der()
-            .expect("encoding a private key cannot fail");
+        let der = self.pair.as_der().expect("encoding a private key cannot fail");
         pem_encode("PRIVATE KEY", der.as_ref())
     }
 }
@@ -232,22 +165,15 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 /// Loads a public key to verify signatures with: a PEM or DER certificate, or a PEM
 /// `PUBLIC KEY`. Returns DER `RSAPublicKey` (PKCS#1).
 pub fn load_public_key(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
-        path: path.into(),
-        source,
-    })?;
-    public_key_from_bytes(&bytes).map_err(|detail| KeyError::NoPublicKey {
-        path: path.into(),
-        detail,
-    })
+    let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.into(), source })?;
+    public_key_from_bytes(&bytes).map_err(|detail| KeyError::NoPublicKey { path: path.into(), detail })
 }
 
 /// As [`load_public_key`], from bytes.
 pub fn public_key_from_bytes(bytes: &[u8]) -> Result<Vec<u8>, String> {
     use x509_parser::prelude::FromDer;
     let spki_of_cert = |der: &[u8]| -> Result<Vec<u8>, String> {
-        let (_, cert) =
-            x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| e.to_string())?;
         Ok(cert.public_key().subject_public_key.data.to_vec())
     };
     if looks_like_pem(bytes) {
@@ -255,8 +181,7 @@ pub fn public_key_from_bytes(bytes: &[u8]) -> Result<Vec<u8>, String> {
             return spki_of_cert(&cert);
         }
         let spki = SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(|e| e.to_string())?;
-        let (_, info) =
-            x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| e.to_string())?;
+        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| e.to_string())?;
         Ok(info.subject_public_key.data.to_vec())
     } else {
         spki_of_cert(bytes)
@@ -277,49 +202,17 @@ mod tests {
     }
 
     fn openssl(dir: &Path, args: &[&str]) {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("openssl is installed");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// A key, its PKCS#1 form and a self-signed certificate, made with openssl.
     fn openssl_key(dir: &Path) {
+        openssl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key8.pem"]);
+        openssl(dir, &["pkey", "-in", "key8.pem", "-traditional", "-out", "key1.pem"]);
         openssl(
             dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                "key8.pem",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "pkey",
-                "-in",
-                "key8.pem",
-                "-traditional",
-                "-out",
-                "key1.pem",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req", "-x509", "-new", "-key", "key8.pem", "-subj", "/CN=test", "-days", "2",
-                "-out", "cert.pem",
-            ],
+            &["req", "-x509", "-new", "-key", "key8.pem", "-subj", "/CN=test", "-days", "2", "-out", "cert.pem"],
         );
     }
 
@@ -328,11 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         openssl_key(dir.path());
         let public = load_public_key(&dir.path().join("cert.pem")).unwrap();
-        assert!(
-            std::fs::read_to_string(dir.path().join("key1.pem"))
-                .unwrap()
-                .contains("BEGIN RSA PRIVATE KEY")
-        );
+        assert!(std::fs::read_to_string(dir.path().join("key1.pem")).unwrap().contains("BEGIN RSA PRIVATE KEY"));
         for file in ["key8.pem", "key1.pem"] {
             let key = SigningKey::load(&dir.path().join(file), None, None).unwrap();
             assert_eq!(key.public_key_pkcs1(), public, "{file}");
@@ -340,15 +229,9 @@ mod tests {
         }
         // Cross-check with openssl: RSASSA-PKCS1-v1_5 is deterministic, so both must agree.
         std::fs::write(dir.path().join("msg"), b"GET&https%3A%2F%2Fh%2F&a%3D1").unwrap();
-        openssl(
-            dir.path(),
-            &["dgst", "-sha256", "-sign", "key8.pem", "-out", "sig", "msg"],
-        );
+        openssl(dir.path(), &["dgst", "-sha256", "-sign", "key8.pem", "-out", "sig", "msg"]);
         let key = SigningKey::load(&dir.path().join("key8.pem"), None, None).unwrap();
-        assert_eq!(
-            key.sign(b"GET&https%3A%2F%2Fh%2F&a%3D1"),
-            std::fs::read(dir.path().join("sig")).unwrap()
-        );
+        assert_eq!(key.sign(b"GET&https%3A%2F%2Fh%2F&a%3D1"), std::fs::read(dir.path().join("sig")).unwrap());
     }
 
     #[test]
@@ -376,16 +259,7 @@ mod tests {
         );
         let info = Command::new("openssl")
             .current_dir(dir.path())
-            .args([
-                "pkcs12",
-                "-info",
-                "-legacy",
-                "-in",
-                "legacy.p12",
-                "-passin",
-                "pass:s3cret",
-                "-noout",
-            ])
+            .args(["pkcs12", "-info", "-legacy", "-in", "legacy.p12", "-passin", "pass:s3cret", "-noout"])
             .output()
             .unwrap();
         let info = String::from_utf8_lossy(&info.stderr);
@@ -431,20 +305,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.p12");
         let e = SigningKey::load(&missing, Some("x"), None).unwrap_err();
-        assert!(
-            e.to_string().contains("nope.p12") && e.to_string().contains("cannot read"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("nope.p12") && e.to_string().contains("cannot read"), "{e}");
         let garbage = dir.path().join("garbage.p12");
         std::fs::write(&garbage, b"\x30\x03\x02\x01\x05 not a keystore").unwrap();
         let e = SigningKey::load(&garbage, Some("x"), None).unwrap_err();
         assert!(e.to_string().contains("garbage.p12"), "{e}");
         let pem = dir.path().join("bad.pem");
-        std::fs::write(
-            &pem,
-            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        std::fs::write(&pem, b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
         assert!(SigningKey::load(&pem, None, None).is_err());
     }
 

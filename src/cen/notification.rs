@@ -82,8 +82,8 @@ impl Notification {
         let optional = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_owned);
         let subject = string("subject")?;
         let created_raw = string("createdTimestamp")?;
-        let created = parse_timestamp(&created_raw)
-            .ok_or_else(|| NotificationError::BadTimestamp(created_raw.clone()))?;
+        let created =
+            parse_timestamp(&created_raw).ok_or_else(|| NotificationError::BadTimestamp(created_raw.clone()))?;
         if node.get("content").is_none_or(Node::is_null) {
             return Err(NotificationError::MissingContent);
         }
@@ -107,9 +107,7 @@ impl Notification {
 /// Parses a CEN timestamp. The API writes `2024-05-30T10:43:59.640Z`; any RFC 3339 offset is
 /// accepted and converted to UTC.
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Formats a time the way the API does: UTC, milliseconds, `Z`.
@@ -119,24 +117,15 @@ pub fn format_timestamp(t: DateTime<Utc>) -> String {
 
 /// A push body: a JSON array of notification objects, or a single object (SPEC 7).
 /// All or nothing: the first bad item rejects the batch, naming its position.
-pub fn parse_push_body(
-    body: &[u8],
-) -> Result<Vec<Notification>, (Option<usize>, NotificationError)> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| (None, NotificationError::Json("body is not UTF-8".into())))?;
+pub fn parse_push_body(body: &[u8]) -> Result<Vec<Notification>, (Option<usize>, NotificationError)> {
+    let text = std::str::from_utf8(body).map_err(|_| (None, NotificationError::Json("body is not UTF-8".into())))?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(text)
-            .map_err(|e| (None, NotificationError::Json(e.to_string())))?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| Notification::from_json(raw.get()).map_err(|e| (Some(i), e)))
-            .collect()
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| (None, NotificationError::Json(e.to_string())))?;
+        items.iter().enumerate().map(|(i, raw)| Notification::from_json(raw.get()).map_err(|e| (Some(i), e))).collect()
     } else {
-        Notification::from_json(text)
-            .map(|n| vec![n])
-            .map_err(|e| (None, e))
+        Notification::from_json(text).map(|n| vec![n]).map_err(|e| (None, e))
     }
 }
 
@@ -230,14 +219,8 @@ mod tests {
                 r#"{"createdTimestamp":"2026-11-22T10:00:00Z","content":{}}"#,
                 NotificationError::MissingString("subject"),
             ),
-            (
-                r#"{"subject":"X","content":{}}"#,
-                NotificationError::MissingString("createdTimestamp"),
-            ),
-            (
-                r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00Z"}"#,
-                NotificationError::MissingContent,
-            ),
+            (r#"{"subject":"X","content":{}}"#, NotificationError::MissingString("createdTimestamp")),
+            (r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00Z"}"#, NotificationError::MissingContent),
             (
                 r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00Z","content":null}"#,
                 NotificationError::MissingContent,

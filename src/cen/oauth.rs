@@ -82,10 +82,8 @@ struct UrlParts<'a> {
 }
 
 fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .filter(|(s, _)| !s.is_empty())
-        .ok_or_else(|| UrlError::NoScheme(url.to_owned()))?;
+    let (scheme, rest) =
+        url.split_once("://").filter(|(s, _)| !s.is_empty()).ok_or_else(|| UrlError::NoScheme(url.to_owned()))?;
     let scheme = scheme.to_ascii_lowercase();
     // The fragment is never sent and never signed.
     let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
@@ -111,12 +109,7 @@ fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
         Some(p) if host_port.ends_with(p) => host_port[..host_port.len() - p.len()].to_owned(),
         _ => host_port,
     };
-    Ok(UrlParts {
-        scheme,
-        host_port,
-        path,
-        query,
-    })
+    Ok(UrlParts { scheme, host_port, path, query })
 }
 
 /// Rule 2: scheme and host lower-cased, default port dropped, other ports kept, path exactly
@@ -154,10 +147,7 @@ pub fn new_nonce() -> String {
     lc_rand::fill(&mut bytes).expect("the system random number generator failed");
     // 62 does not divide 256, so the tiny bias towards the first 8 characters remains; a
     // nonce needs to be unique, not uniform.
-    bytes
-        .iter()
-        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
-        .collect()
+    bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect()
 }
 
 /// The oauth parameters of one request, except the signature.
@@ -196,17 +186,10 @@ impl OAuthParams {
 /// Rule 3: query pairs plus oauth parameters (no signature), sorted by key then value in
 /// byte order, joined as `k=v` with `&`.
 pub fn parameter_string(query: &[(String, String)], oauth: &OAuthParams) -> String {
-    let mut all: Vec<(&str, &str)> = query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut all: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let oauth_pairs = oauth.pairs();
     all.extend(oauth_pairs.iter().map(|(k, v)| (*k, v.as_str())));
-    all.sort_unstable_by(|a, b| {
-        a.0.as_bytes()
-            .cmp(b.0.as_bytes())
-            .then(a.1.as_bytes().cmp(b.1.as_bytes()))
-    });
+    all.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.as_bytes().cmp(b.1.as_bytes())));
     let mut out = String::new();
     for (i, (k, v)) in all.iter().enumerate() {
         if i > 0 {
@@ -256,18 +239,13 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     // Never print key material (SPEC G6).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("key", &"<redacted>")
-            .finish()
+        f.debug_struct("Signer").field("key", &"<redacted>").finish()
     }
 }
 
 impl Signer {
     pub fn new(consumer_key: impl Into<String>, key: SigningKey) -> Self {
-        Signer {
-            consumer_key: consumer_key.into(),
-            key,
-        }
+        Signer { consumer_key: consumer_key.into(), key }
     }
 
     /// Signs `method url` with `body`, using a fresh nonce and the current time.
@@ -276,27 +254,14 @@ impl Signer {
     }
 
     /// Signs with the given parameters (to reproduce a request: `sign --nonce --timestamp`).
-    pub fn sign_with(
-        &self,
-        method: &str,
-        url: &str,
-        oauth: &OAuthParams,
-    ) -> Result<Signed, UrlError> {
+    pub fn sign_with(&self, method: &str, url: &str, oauth: &OAuthParams) -> Result<Signed, UrlError> {
         let base_string = base_string(method, url, oauth)?;
         let signature = self.key.sign(base_string.as_bytes());
-        Ok(Signed {
-            authorization: authorization_header(oauth, &B64.encode(signature)),
-            base_string,
-        })
+        Ok(Signed { authorization: authorization_header(oauth, &B64.encode(signature)), base_string })
     }
 
     /// The parameters for a request with `body` at the given nonce and time.
-    pub fn params(
-        &self,
-        body: &[u8],
-        nonce: Option<String>,
-        timestamp: Option<i64>,
-    ) -> OAuthParams {
+    pub fn params(&self, body: &[u8], nonce: Option<String>, timestamp: Option<i64>) -> OAuthParams {
         let mut p = OAuthParams::new(&self.consumer_key, body);
         if let Some(n) = nonce {
             p.nonce = n;
@@ -321,29 +286,22 @@ pub enum VerifyError {
     /// `INVALID_SIGNATURE`: carries the base string the verifier expected, as the gateway's
     /// message does.
     #[error("Signature verification failed. Expected signature base string: {expected}")]
-    Signature {
-        expected: String,
-        consumer_key: String,
-    },
+    Signature { expected: String, consumer_key: String },
 }
 
 /// Parses `OAuth k="v",…` into pairs (values as written, quotes removed).
 pub fn parse_authorization(header: &str) -> Result<Vec<(String, String)>, VerifyError> {
-    let rest = header.strip_prefix("OAuth ").ok_or_else(|| {
-        VerifyError::BadHeader("Authorization header must start with `OAuth `".into())
-    })?;
+    let rest = header
+        .strip_prefix("OAuth ")
+        .ok_or_else(|| VerifyError::BadHeader("Authorization header must start with `OAuth `".into()))?;
     rest.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
-            let (k, v) = p.split_once('=').ok_or_else(|| {
-                VerifyError::BadHeader(format!("malformed OAuth parameter {p:?}"))
-            })?;
+            let (k, v) =
+                p.split_once('=').ok_or_else(|| VerifyError::BadHeader(format!("malformed OAuth parameter {p:?}")))?;
             let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v);
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
             Ok((k.trim().to_owned(), v.to_owned()))
         })
         .collect()
@@ -352,13 +310,7 @@ pub fn parse_authorization(header: &str) -> Result<Vec<(String, String)>, Verify
 /// Checks a request as the gateway would: the header's parameters, the body hash, then the
 /// RSA-SHA256 signature over the base string rebuilt from `url` (as received) with `public_key`
 /// (DER `RSAPublicKey`, PKCS#1).
-pub fn verify(
-    method: &str,
-    url: &str,
-    body: &[u8],
-    header: &str,
-    public_key: &[u8],
-) -> Result<String, VerifyError> {
+pub fn verify(method: &str, url: &str, body: &[u8], header: &str, public_key: &[u8]) -> Result<String, VerifyError> {
     let pairs = parse_authorization(header)?;
     let get = |key: &str| -> Result<String, VerifyError> {
         let mut values = pairs.iter().filter(|(k, _)| k == key);
@@ -369,14 +321,10 @@ pub fn verify(
         }
     };
     if get("oauth_signature_method")? != SIGNATURE_METHOD {
-        return Err(VerifyError::BadHeader(format!(
-            "oauth_signature_method must be {SIGNATURE_METHOD}"
-        )));
+        return Err(VerifyError::BadHeader(format!("oauth_signature_method must be {SIGNATURE_METHOD}")));
     }
     if get("oauth_version")? != VERSION {
-        return Err(VerifyError::BadHeader(format!(
-            "oauth_version must be {VERSION}"
-        )));
+        return Err(VerifyError::BadHeader(format!("oauth_version must be {VERSION}")));
     }
     let nonce = get("oauth_nonce")?;
     if nonce.len() < 8 {
@@ -385,26 +333,18 @@ pub fn verify(
     let timestamp: i64 = get("oauth_timestamp")?
         .parse()
         .map_err(|_| VerifyError::BadHeader("oauth_timestamp is not a number".into()))?;
-    let params = OAuthParams {
-        consumer_key: get("oauth_consumer_key")?,
-        nonce,
-        timestamp,
-        body_hash: get("oauth_body_hash")?,
-    };
+    let params =
+        OAuthParams { consumer_key: get("oauth_consumer_key")?, nonce, timestamp, body_hash: get("oauth_body_hash")? };
     if params.body_hash != body_hash(body) {
         return Err(VerifyError::BodyHash);
     }
-    let base =
-        base_string(method, url, &params).map_err(|e| VerifyError::BadHeader(e.to_string()))?;
+    let base = base_string(method, url, &params).map_err(|e| VerifyError::BadHeader(e.to_string()))?;
     let signature = B64
         .decode(percent_decode(&get("oauth_signature")?))
         .map_err(|_| VerifyError::BadHeader("oauth_signature is not base64".into()))?;
     signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_key)
         .verify(base.as_bytes(), &signature)
-        .map_err(|_| VerifyError::Signature {
-            expected: base,
-            consumer_key: params.consumer_key.clone(),
-        })?;
+        .map_err(|_| VerifyError::Signature { expected: base, consumer_key: params.consumer_key.clone() })?;
     Ok(params.consumer_key)
 }
 
@@ -432,10 +372,7 @@ mod tests {
         // UTF-8 bytes, not code points.
         assert_eq!(percent_encode("é€"), "%C3%A9%E2%82%AC");
         assert_eq!(percent_encode("\u{1}\u{7f}"), "%01%7F");
-        assert_eq!(
-            encode_query_value("2026-11-20T00:00:00.000Z"),
-            "2026-11-20T00%3A00%3A00.000Z"
-        );
+        assert_eq!(encode_query_value("2026-11-20T00:00:00.000Z"), "2026-11-20T00%3A00%3A00.000Z");
         assert_eq!(percent_decode("a%2Bb%3D%3d%"), "a+b==%");
     }
 
@@ -453,10 +390,7 @@ mod tests {
             ("https://example.com", "https://example.com/"),
             ("https://example.com?x=1", "https://example.com/"),
             ("https://example.com/a/b#frag", "https://example.com/a/b"),
-            (
-                "https://example.com/A%2fB/./c",
-                "https://example.com/A%2fB/./c",
-            ),
+            ("https://example.com/A%2fB/./c", "https://example.com/A%2fB/./c"),
             ("https://user:pw@example.com/x", "https://example.com/x"),
         ];
         for (url, want) in cases {
@@ -485,15 +419,9 @@ mod tests {
 
     #[test]
     fn body_hash_is_base64_sha256() {
-        assert_eq!(
-            body_hash(b""),
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
+        assert_eq!(body_hash(b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
         // Cross-checked with `printf %s '{"a":1}' | openssl dgst -sha256 -binary | base64`.
-        assert_eq!(
-            body_hash(b"{\"a\":1}"),
-            "AVq9f1zFei3ZS3WQ8ErYCEJzkF7jPsXOvq5iJ2qX+GI="
-        );
+        assert_eq!(body_hash(b"{\"a\":1}"), "AVq9f1zFei3ZS3WQ8ErYCEJzkF7jPsXOvq5iJ2qX+GI=");
     }
 
     #[test]
@@ -506,12 +434,8 @@ mod tests {
 
     #[test]
     fn base_string_layout() {
-        let s = base_string(
-            "get",
-            "https://Example.com:443/n?start=2026-11-20T00%3A00%3A00.000Z&limit=200",
-            &params(),
-        )
-        .unwrap();
+        let s = base_string("get", "https://Example.com:443/n?start=2026-11-20T00%3A00%3A00.000Z&limit=200", &params())
+            .unwrap();
         assert_eq!(
             s,
             "GET&https%3A%2F%2Fexample.com%2Fn&limit%3D200%26oauth_body_hash%3D47DEQpj8HBSa%2B%2FTImW%2B5JCeuQeRkm5NMpJWZG3hSuFU%3D\
@@ -542,10 +466,7 @@ mod tests {
         let url = "https://example.com/n?start=2026-11-20T00%3A00%3A00.000Z&limit=5";
         let body = b"{\"x\":1}";
         let signed = signer.sign("POST", url, body).unwrap();
-        assert_eq!(
-            verify("POST", url, body, &signed.authorization, &public).unwrap(),
-            "ck"
-        );
+        assert_eq!(verify("POST", url, body, &signed.authorization, &public).unwrap(), "ck");
         // Another URL, method or body fails; the error carries the expected base string.
         let other = url.replace("limit=5", "limit=6");
         match verify("POST", &other, body, &signed.authorization, &public) {
@@ -553,10 +474,7 @@ mod tests {
             e => panic!("{e:?}"),
         }
         assert!(verify("GET", url, body, &signed.authorization, &public).is_err());
-        assert_eq!(
-            verify("POST", url, b"{}", &signed.authorization, &public),
-            Err(VerifyError::BodyHash)
-        );
+        assert_eq!(verify("POST", url, b"{}", &signed.authorization, &public), Err(VerifyError::BodyHash));
         // Another key fails.
         let other_key = SigningKey::generate().unwrap().public_key_pkcs1();
         assert!(verify("POST", url, body, &signed.authorization, &other_key).is_err());
@@ -571,21 +489,8 @@ mod tests {
     #[test]
     fn malformed_headers_are_refused_not_panicking() {
         let pk = SigningKey::generate().unwrap().public_key_pkcs1();
-        for h in [
-            "",
-            "Basic x",
-            "OAuth ",
-            "OAuth a",
-            "OAuth oauth_signature=\"%%%\"",
-            "OAuth \u{0}=\"\"",
-        ] {
-            assert!(
-                matches!(
-                    verify("GET", "https://h/", b"", h, &pk),
-                    Err(VerifyError::BadHeader(_))
-                ),
-                "{h:?}"
-            );
+        for h in ["", "Basic x", "OAuth ", "OAuth a", "OAuth oauth_signature=\"%%%\"", "OAuth \u{0}=\"\""] {
+            assert!(matches!(verify("GET", "https://h/", b"", h, &pk), Err(VerifyError::BadHeader(_))), "{h:?}");
         }
     }
 }

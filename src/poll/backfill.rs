@@ -46,7 +46,9 @@ impl BackfillReport {
             out.push_str(&format!("  new {subject:<28} {n}\n"));
         }
         if self.interrupted {
-            out.push_str("interrupted before the end of the range; run it again to finish (nothing is delivered twice)\n");
+            out.push_str(
+                "interrupted before the end of the range; run it again to finish (nothing is delivered twice)\n",
+            );
         }
         for (range, why) in &self.failed {
             out.push_str(&format!("FAILED {range}: {why}\n"));
@@ -59,11 +61,7 @@ impl BackfillReport {
 
     /// 0, or 3 when part of the range could not be fetched.
     pub fn exit_code(&self) -> u8 {
-        if self.failed.is_empty() && !self.interrupted {
-            0
-        } else {
-            3
-        }
+        if self.failed.is_empty() && !self.interrupted { 0 } else { 3 }
     }
 }
 
@@ -87,9 +85,7 @@ pub async fn backfill(
     let mut progress = Progress::new(windows.len() as u64);
     for (from, to) in windows {
         let mut stats = ScanStats::default();
-        let result = scanner
-            .scan(from, to, Via::Backfill, shutdown, &mut stats)
-            .await;
+        let result = scanner.scan(from, to, Via::Backfill, shutdown, &mut stats).await;
         report.stats.add(&stats);
         match result {
             Ok(()) => {}
@@ -130,23 +126,14 @@ impl Progress {
             );
             bar
         });
-        Progress {
-            bar,
-            total,
-            done: 0,
-            started: Instant::now(),
-            last_log: Instant::now(),
-        }
+        Progress { bar, total, done: 0, started: Instant::now(), last_log: Instant::now() }
     }
 
     fn window_done(&mut self, stats: &ScanStats) {
         self.done += 1;
         let rate = stats.fetched as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "{} notifications ({} new), {rate:.0}/s",
-                stats.fetched, stats.new
-            ));
+            bar.set_message(format!("{} notifications ({} new), {rate:.0}/s", stats.fetched, stats.new));
             bar.inc(1);
         } else if self.last_log.elapsed() >= Duration::from_secs(10) {
             self.last_log = Instant::now();

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cen::RETENTION;
 use crate::cen::client::Client;
 use crate::config::{Config, FirstStart};
+use crate::metrics::OutcomeLabels;
 use crate::store::{StoreHandle, Via};
 
 pub use scan::{ScanError, ScanStats, Scanner};
@@ -94,14 +95,20 @@ pub struct PollHealth {
     pub last_success: Option<DateTime<Utc>>,
     /// When a cycle completed or a page was committed (a long catch-up is progress too).
     pub last_progress: Option<DateTime<Utc>>,
-    /// Why the poller is not making progress, e.g. the gateway's ReasonCode after a 401.
+    /// Why the last cycle failed, if it did.
     pub problem: Option<String>,
+    /// Set while the API refuses our credentials (401/403), with the gateway's ReasonCode
+    /// and Description: the daemon is not ready until a cycle succeeds again.
+    pub auth_problem: Option<String>,
     /// The watermark after the last cycle.
     pub watermark: Option<DateTime<Utc>>,
     pub cycles_ok: u64,
     pub cycles_failed: u64,
     /// Set while the watermark is older than the API's retention (data may be lost).
     pub watermark_beyond_retention: bool,
+    /// Over the cycles completed since the process started: notifications the API
+    /// returned, new ones, duplicates (already stored: by push or an earlier cycle), requests.
+    pub totals: ScanStats,
 }
 
 /// The daemon's poller: one cycle every `interval`.
@@ -122,18 +129,8 @@ pub struct CycleOutcome {
 impl Poller {
     pub fn new(client: Client, store: StoreHandle, settings: PollSettings) -> Poller {
         let health = Arc::new(Mutex::new(PollHealth::default()));
-        let scanner = Scanner::new(
-            client,
-            store,
-            settings.clone(),
-            Arc::new(ApiClock::default()),
-            health.clone(),
-        );
-        Poller {
-            scanner,
-            settings,
-            health,
-        }
+        let scanner = Scanner::new(client, store, settings.clone(), Arc::new(ApiClock::default()), health.clone());
+        Poller { scanner, settings, health }
     }
 
     /// Polls until `shutdown`, one cycle per interval. A cycle in progress finishes the
@@ -182,13 +179,28 @@ impl Poller {
     /// until the window's end is `api_now - settle`.
     pub async fn cycle(&self, shutdown: &CancellationToken) -> Result<CycleOutcome, ScanError> {
         let result = self.cycle_inner(shutdown).await;
+        let metrics = self.scanner.store.metrics();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ScanError::Api(e)) if e.is_auth() => "auth_error",
+            Err(ScanError::Cancelled) => "cancelled",
+            Err(_) => "error",
+        };
+        metrics.poll_cycles.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
         let mut h = self.health.lock().expect("health lock");
+        if let Some(wm) = h.watermark.or(result.as_ref().ok().and_then(|o| o.watermark)) {
+            metrics.watermark_seconds.set(wm.timestamp_millis() as f64 / 1000.0);
+            metrics.lag_seconds.set((self.scanner.clock.now() - wm).num_milliseconds() as f64 / 1000.0);
+        }
+        metrics.watermark_beyond_retention.set(i64::from(h.watermark_beyond_retention));
         match &result {
             Ok(outcome) => {
+                h.totals.add(&outcome.stats);
                 let now = Utc::now();
                 h.last_success = Some(now);
                 h.last_progress = Some(now);
                 h.problem = None;
+                h.auth_problem = None;
                 h.cycles_ok += 1;
                 if outcome.watermark.is_some() {
                     h.watermark = outcome.watermark;
@@ -198,6 +210,9 @@ impl Poller {
             Err(e) => {
                 h.cycles_failed += 1;
                 h.problem = Some(e.to_string());
+                if matches!(e, ScanError::Api(api) if api.is_auth()) {
+                    h.auth_problem = Some(e.to_string());
+                }
             }
         }
         result
@@ -247,22 +262,11 @@ impl Poller {
             // window's start from expiring while it is being read.
             let window_start = (watermark - s.lookback).max(oldest + TimeDelta::minutes(1));
             if window_end > window_start {
-                scanner
-                    .scan(
-                        window_start,
-                        window_end,
-                        Via::Pull,
-                        shutdown,
-                        &mut outcome.stats,
-                    )
-                    .await?;
+                scanner.scan(window_start, window_end, Via::Pull, shutdown, &mut outcome.stats).await?;
                 outcome.windows += 1;
             }
             if window_end > watermark {
-                scanner
-                    .store
-                    .set_watermark(window_end.timestamp_millis())
-                    .await?;
+                scanner.store.set_watermark(window_end.timestamp_millis()).await?;
                 watermark = window_end;
                 outcome.watermark = Some(watermark);
                 let mut h = self.health.lock().expect("health lock");

@@ -16,12 +16,7 @@ pub struct Range {
 
 impl std::fmt::Display for Range {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}..{}",
-            format_timestamp(self.from),
-            format_timestamp(self.to)
-        )
+        write!(f, "{}..{}", format_timestamp(self.from), format_timestamp(self.to))
     }
 }
 
@@ -31,30 +26,20 @@ pub fn parse_range(text: &str, now: DateTime<Utc>, settle: TimeDelta) -> Result<
     let open_end = now - settle;
     let range = if let Some((from, to)) = text.split_once("..") {
         let time = |s: &str| {
-            parse_timestamp(s.trim())
-                .ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-11-20T00:00:00Z"))
+            parse_timestamp(s.trim()).ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-11-20T00:00:00Z"))
         };
         let from = time(from)?;
-        let to = if to.trim().is_empty() {
-            open_end
-        } else {
-            time(to)?
-        };
+        let to = if to.trim().is_empty() { open_end } else { time(to)? };
         Range { from, to }
     } else {
         let d = parse_duration(text).map_err(|_| {
             format!("{text:?} is not a range: write FROM..TO, FROM.. (RFC 3339 UTC times) or a duration like 24h")
         })?;
         let d = TimeDelta::from_std(d).map_err(|_| format!("{text:?} is too long"))?;
-        Range {
-            from: open_end - d,
-            to: open_end,
-        }
+        Range { from: open_end - d, to: open_end }
     };
     if range.to <= range.from {
-        return Err(format!(
-            "range {range} is empty: its end must be after its start"
-        ));
+        return Err(format!("range {range} is empty: its end must be after its start"));
     }
     Ok(range)
 }
@@ -85,24 +70,12 @@ mod tests {
     fn three_forms() {
         let settle = TimeDelta::seconds(60);
         let r = parse_range("2026-11-20T00:00:00Z..2026-11-21T00:00:00Z", now(), settle).unwrap();
-        assert_eq!(
-            r.to_string(),
-            "2026-11-20T00:00:00.000Z..2026-11-21T00:00:00.000Z"
-        );
+        assert_eq!(r.to_string(), "2026-11-20T00:00:00.000Z..2026-11-21T00:00:00.000Z");
         let r = parse_range("2026-11-22T00:00:00Z..", now(), settle).unwrap();
         assert_eq!(r.to, now() - settle);
         let r = parse_range("24h", now(), settle).unwrap();
-        assert_eq!(
-            (r.to - r.from, r.to),
-            (TimeDelta::hours(24), now() - settle)
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "2026-11-21T00:00:00Z..2026-11-20T00:00:00Z",
-            "x..y",
-            "..2026-11-20T00:00:00Z",
-        ] {
+        assert_eq!((r.to - r.from, r.to), (TimeDelta::hours(24), now() - settle));
+        for bad in ["", "yesterday", "2026-11-21T00:00:00Z..2026-11-20T00:00:00Z", "x..y", "..2026-11-20T00:00:00Z"] {
             assert!(parse_range(bad, now(), settle).is_err(), "{bad}");
         }
     }

@@ -24,11 +24,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(60),
-            attempts: 8,
-        }
+        RetryPolicy { initial: Duration::from_millis(500), max: Duration::from_secs(60), attempts: 8 }
     }
 }
 
@@ -36,16 +32,9 @@ impl RetryPolicy {
     /// The delay before retry number `n` (1-based): a random time up to
     /// `min(max, initial * 2^(n-1))` ("full jitter"), but never less than `Retry-After`.
     pub fn delay(&self, n: u32, retry_after: Option<Duration>) -> Duration {
-        let cap = self
-            .initial
-            .saturating_mul(1u32 << n.saturating_sub(1).min(20))
-            .min(self.max);
+        let cap = self.initial.saturating_mul(1u32 << n.saturating_sub(1).min(20)).min(self.max);
         let jittered = cap.mul_f64(rand::random::<f64>());
-        jittered.max(
-            retry_after
-                .unwrap_or(Duration::ZERO)
-                .min(Duration::from_secs(3600)),
-        )
+        jittered.max(retry_after.unwrap_or(Duration::ZERO).min(Duration::from_secs(3600)))
     }
 }
 
@@ -90,11 +79,7 @@ mod tests {
 
     #[test]
     fn delays_grow_are_capped_and_respect_retry_after() {
-        let p = RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            attempts: 5,
-        };
+        let p = RetryPolicy { initial: Duration::from_millis(100), max: Duration::from_secs(1), attempts: 5 };
         for _ in 0..100 {
             assert!(p.delay(1, None) <= Duration::from_millis(100));
             assert!(p.delay(3, None) <= Duration::from_millis(400));
@@ -105,11 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_only_what_may_pass_and_counts_attempts() {
-        let p = RetryPolicy {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(2),
-            attempts: 4,
-        };
+        let p = RetryPolicy { initial: Duration::from_millis(1), max: Duration::from_millis(2), attempts: 4 };
         let token = CancellationToken::new();
         let mut requests = 0;
         let mut left = 2;
@@ -117,15 +98,7 @@ mod tests {
             left -= 1;
             let fail = left >= 0;
             async move {
-                if fail {
-                    Err(ApiError::Status {
-                        status: 503,
-                        errors: vec![],
-                        retry_after: None,
-                    })
-                } else {
-                    Ok(7)
-                }
+                if fail { Err(ApiError::Status { status: 503, errors: vec![], retry_after: None }) } else { Ok(7) }
             }
         })
         .await;
@@ -133,21 +106,15 @@ mod tests {
 
         let mut requests = 0;
         let r: Result<u8, _> = with_retries(&p, &token, &mut requests, || async {
-            Err(ApiError::Status {
-                status: 401,
-                errors: vec![],
-                retry_after: None,
-            })
+            Err(ApiError::Status { status: 401, errors: vec![], retry_after: None })
         })
         .await;
         assert!(matches!(r, Err(ScanError::Api(e)) if e.is_auth()));
         assert_eq!(requests, 1, "a 401 is not retried");
 
         let mut requests = 0;
-        let r: Result<u8, _> = with_retries(&p, &token, &mut requests, || async {
-            Err(ApiError::Transport("reset".into()))
-        })
-        .await;
+        let r: Result<u8, _> =
+            with_retries(&p, &token, &mut requests, || async { Err(ApiError::Transport("reset".into())) }).await;
         assert!(r.is_err());
         assert_eq!(requests, 4, "gives up after the policy's attempts");
     }

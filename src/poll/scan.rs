@@ -89,13 +89,7 @@ impl Scanner {
         clock: Arc<ApiClock>,
         health: Arc<Mutex<PollHealth>>,
     ) -> Scanner {
-        Scanner {
-            client,
-            store,
-            settings,
-            clock,
-            health,
-        }
+        Scanner { client, store, settings, clock, health }
     }
 
     /// Reads `[start, end)` completely into the store, as `via`.
@@ -109,23 +103,13 @@ impl Scanner {
     ) -> Result<(), ScanError> {
         let page_size = u64::from(self.settings.page_size);
         // Depth-first, earliest first: progress is committed in time order.
-        let mut todo = vec![Span {
-            start: start.timestamp_millis(),
-            end: end.timestamp_millis(),
-        }];
+        let mut todo = vec![Span { start: start.timestamp_millis(), end: end.timestamp_millis() }];
         while let Some(span) = todo.pop() {
             if shutdown.is_cancelled() {
                 return Err(ScanError::Cancelled);
             }
             let stored = if self.settings.compare_counts {
-                self.store
-                    .count_created(
-                        SOURCE_CEN,
-                        span.start,
-                        span.end,
-                        self.settings.subscriptions.clone(),
-                    )
-                    .await?
+                self.store.count_created(SOURCE_CEN, span.start, span.end, self.settings.subscriptions.clone()).await?
             } else {
                 0
             };
@@ -142,11 +126,8 @@ impl Scanner {
                 total = Some(probe.total);
             }
             if total.is_none_or(|t| t <= page_size) {
-                let page = self
-                    .get(span, 0, self.settings.page_size, shutdown, stats)
-                    .await?;
-                let complete =
-                    page.total <= page_size && page.notifications.len() as u64 == page.total;
+                let page = self.get(span, 0, self.settings.page_size, shutdown, stats).await?;
+                let complete = page.total <= page_size && page.notifications.len() as u64 == page.total;
                 let page_total = page.total;
                 self.commit(page, via, stats).await?;
                 if complete {
@@ -156,19 +137,14 @@ impl Scanner {
             }
             let total = total.unwrap_or(page_size + 1);
             if span.end - span.start <= 1 {
-                self.scan_until_stable(span, via, total, shutdown, stats)
-                    .await?;
+                self.scan_until_stable(span, via, total, shutdown, stats).await?;
                 continue;
             }
             // Split. Where something is stored, halve: the new notifications are usually
             // few and in one place, and halving finds them in a few count requests. Where
             // nothing is, split into pieces of about two-thirds of a page each, assuming
             // an even spread; uneven ones get split again.
-            let parts = if stored > 0 {
-                2
-            } else {
-                (total * 3).div_ceil(page_size * 2).clamp(2, 64) as i64
-            };
+            let parts = if stored > 0 { 2 } else { (total * 3).div_ceil(page_size * 2).clamp(2, 64) as i64 };
             let parts = parts.min(span.end - span.start);
             let len = span.end - span.start;
             // Push in reverse so the earliest piece is read first.
@@ -198,9 +174,7 @@ impl Scanner {
             let mut ids = BTreeSet::new();
             let mut offset = 0u64;
             loop {
-                let page = self
-                    .get(span, offset, self.settings.page_size, shutdown, stats)
-                    .await?;
+                let page = self.get(span, offset, self.settings.page_size, shutdown, stats).await?;
                 total = page.total;
                 let n = page.notifications.len() as u64;
                 ids.extend(page.notifications.iter().map(|n| n.id.clone()));
@@ -215,10 +189,7 @@ impl Scanner {
             }
             previous = Some(ids);
         }
-        Err(ScanError::Unstable {
-            at: super::from_ms(span.start),
-            total,
-        })
+        Err(ScanError::Unstable { at: super::from_ms(span.start), total })
     }
 
     /// One request, with retries; records the API's clock.
@@ -230,17 +201,14 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<Page, ScanError> {
-        let query = Query {
-            start: super::from_ms(span.start),
-            end: super::from_ms(span.end),
-            offset,
-            limit,
-            subject: None,
-        };
-        let page = with_retries(&self.settings.retry, shutdown, &mut stats.requests, || {
-            self.client.notifications(&query)
-        })
-        .await?;
+        let query =
+            Query { start: super::from_ms(span.start), end: super::from_ms(span.end), offset, limit, subject: None };
+        let before = stats.requests;
+        let page =
+            with_retries(&self.settings.retry, shutdown, &mut stats.requests, || self.client.notifications(&query))
+                .await;
+        self.store.metrics().poll_requests.inc_by(stats.requests - before);
+        let page = page?;
         if let Some(date) = page.date {
             self.clock.observe(date);
         }
@@ -251,18 +219,7 @@ impl Scanner {
     pub async fn probe_clock(&self, shutdown: &CancellationToken) -> Result<(), ScanError> {
         let now = Utc::now().timestamp_millis();
         let mut stats = ScanStats::default();
-        self.get(
-            Span {
-                start: now - 1,
-                end: now,
-            },
-            0,
-            1,
-            shutdown,
-            &mut stats,
-        )
-        .await
-        .map(drop)
+        self.get(Span { start: now - 1, end: now }, 0, 1, shutdown, &mut stats).await.map(drop)
     }
 
     /// Commits one response's notifications (one transaction).
@@ -271,10 +228,7 @@ impl Scanner {
         if page.notifications.is_empty() {
             return Ok(());
         }
-        let accepted = self
-            .store
-            .accept(page.notifications, via, self.settings.push_configured)
-            .await?;
+        let accepted = self.store.accept(page.notifications, via, self.settings.push_configured).await?;
         stats.new += accepted.new as u64;
         stats.duplicates += accepted.duplicates as u64;
         for (subject, n) in &accepted.new_by_subject {
@@ -287,11 +241,7 @@ impl Scanner {
 
 /// `[start, end)` split into consecutive pieces of at most `max` (the catch-up and backfill
 /// windows).
-pub fn chunks(
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    max: TimeDelta,
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn chunks(start: DateTime<Utc>, end: DateTime<Utc>, max: TimeDelta) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Vec::new();
     let mut s = start;
     while s < end {

@@ -93,20 +93,13 @@ pub struct SimulateArgs {
 }
 
 fn read_text(path: &Path) -> Result<String, SimError> {
-    std::fs::read_to_string(path).map_err(|source| SimError::Read {
-        path: path.into(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| SimError::Read { path: path.into(), source })
 }
 
 impl SimulateArgs {
     /// The configuration these flags describe (reads the key and certificate files).
     pub fn to_config(&self) -> Result<SimConfig, SimError> {
-        let public_key = self
-            .public_key
-            .as_deref()
-            .map(load_public_key)
-            .transpose()?;
+        let public_key = self.public_key.as_deref().map(load_public_key).transpose()?;
         let push = match &self.push_url {
             None => None,
             Some(url) => Some(PushTarget {
@@ -153,10 +146,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<(), 
     let sim = Simulator::try_new(config)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|source| SimError::Listen {
-            addr: args.listen,
-            source,
-        })?;
+        .map_err(|source| SimError::Listen { addr: args.listen, source })?;
     let addr = listener.local_addr().unwrap_or(args.listen);
     tracing::info!(
         %addr,
@@ -187,12 +177,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<(), 
 
 fn log_stats(sim: &Simulator) {
     let s = sim.stats();
-    let errors: u64 = s
-        .by_status
-        .iter()
-        .filter(|(code, _)| **code >= 400)
-        .map(|(_, n)| n)
-        .sum();
+    let errors: u64 = s.by_status.iter().filter(|(code, _)| **code >= 400).map(|(_, n)| n).sum();
     tracing::info!(
         requests = s.requests,
         errors,
@@ -261,10 +246,8 @@ mod tests {
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(run(cli.args, shutdown.clone()));
         shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(10), running)
-            .await
-            .expect("run returns after shutdown")
-            .unwrap();
+        let result =
+            tokio::time::timeout(Duration::from_secs(10), running).await.expect("run returns after shutdown").unwrap();
         assert!(result.is_ok(), "{result:?}");
 
         let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

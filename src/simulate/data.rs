@@ -90,13 +90,7 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub fn window(lo_ms: i64, hi_ms: i64) -> Self {
-        Filter {
-            lo_ms,
-            hi_ms,
-            subject: None,
-            subscriptions: None,
-            push_statuses: None,
-        }
+        Filter { lo_ms, hi_ms, subject: None, subscriptions: None, push_statuses: None }
     }
 
     /// The generated subjects this filter can match (generated items have one subscription
@@ -107,9 +101,8 @@ impl Filter {
             mask &= subject_index(s).map_or(0, |k| 1 << k);
         }
         if let Some(names) = &self.subscriptions {
-            let by_name = (0..SUBJECTS.len())
-                .filter(|&k| names.contains(&subscription_name(k)))
-                .fold(0u8, |m, k| m | 1 << k);
+            let by_name =
+                (0..SUBJECTS.len()).filter(|&k| names.contains(&subscription_name(k))).fold(0u8, |m, k| m | 1 << k);
             mask &= by_name;
         }
         mask
@@ -117,15 +110,11 @@ impl Filter {
 
     fn matches_inserted(&self, item: &Inserted, status: &str) -> bool {
         self.subject.as_ref().is_none_or(|s| *s == item.subject)
-            && self.subscriptions.as_ref().is_none_or(|names| {
-                item.subscription
-                    .as_ref()
-                    .is_some_and(|n| names.contains(n))
-            })
             && self
-                .push_statuses
+                .subscriptions
                 .as_ref()
-                .is_none_or(|p| p.iter().any(|s| s == status))
+                .is_none_or(|names| item.subscription.as_ref().is_some_and(|n| names.contains(n)))
+            && self.push_statuses.as_ref().is_none_or(|p| p.iter().any(|s| s == status))
     }
 }
 
@@ -150,9 +139,7 @@ pub(crate) struct View<'a> {
 impl View<'_> {
     fn oldest_ms(&self) -> i64 {
         // Exists while created > now - retention.
-        self.now_ms
-            .saturating_sub(self.retention_ms)
-            .saturating_add(1)
+        self.now_ms.saturating_sub(self.retention_ms).saturating_add(1)
     }
 
     /// Whether generated item `i` exists now (its index already within the time range).
@@ -184,11 +171,7 @@ impl View<'_> {
     /// simulator never pushes inserted items), else NOT_APPLICABLE.
     fn ins_push_status(&self, item: &Inserted) -> &'static str {
         match item.push_status.as_deref() {
-            Some(s) => PUSH_STATUSES
-                .iter()
-                .find(|p| **p == s)
-                .copied()
-                .unwrap_or("FAILED"),
+            Some(s) => PUSH_STATUSES.iter().find(|p| **p == s).copied().unwrap_or("FAILED"),
             None if self.state.push.enabled => "FAILED",
             None => "NOT_APPLICABLE",
         }
@@ -197,18 +180,14 @@ impl View<'_> {
     fn gen_matches(&self, i: u64, mask: u8, f: &Filter) -> bool {
         mask & (1 << self.stream.subject(i)) != 0
             && self.gen_exists(i)
-            && f.push_statuses
-                .as_ref()
-                .is_none_or(|p| p.iter().any(|s| s == self.gen_push_status(i)))
+            && f.push_statuses.as_ref().is_none_or(|p| p.iter().any(|s| s == self.gen_push_status(i)))
     }
 
     /// The generated index range `[a, b)` that can hold matching items.
     fn range(&self, f: &Filter) -> (u64, u64) {
         let a = self.stream.first_at_or_after(f.lo_ms.max(self.oldest_ms()));
-        let b = self
-            .stream
-            .first_at_or_after(f.hi_ms)
-            .min(self.stream.first_at_or_after(self.now_ms.saturating_add(1)));
+        let b =
+            self.stream.first_at_or_after(f.hi_ms).min(self.stream.first_at_or_after(self.now_ms.saturating_add(1)));
         (a, b.max(a))
     }
 
@@ -223,26 +202,17 @@ impl View<'_> {
         // Items created at or before now - late_by are visible whether late or not: only
         // the expired ones need subtracting. Younger ones are checked one by one.
         let settled_end = if self.stream.late_fraction > 0.0 && self.stream.late_by_ms > 0 {
-            let c = self.stream.first_at_or_after(
-                self.now_ms
-                    .saturating_sub(self.stream.late_by_ms)
-                    .saturating_add(1),
-            );
+            let c = self.stream.first_at_or_after(self.now_ms.saturating_sub(self.stream.late_by_ms).saturating_add(1));
             c.clamp(a, x)
         } else {
             x
         };
-        let expired = self
-            .state
-            .expired
-            .range(a..settled_end)
-            .filter(|&&i| mask & (1 << self.stream.subject(i)) != 0)
-            .count() as u64;
+        let expired =
+            self.state.expired.range(a..settled_end).filter(|&&i| mask & (1 << self.stream.subject(i)) != 0).count()
+                as u64;
         self.scanned.set(self.scanned.get() + expired);
         let settled = self.stream.count_subjects(a, settled_end, mask) - expired;
-        let recent = (settled_end..x)
-            .filter(|&i| self.gen_matches(i, mask, f))
-            .count() as u64;
+        let recent = (settled_end..x).filter(|&i| self.gen_matches(i, mask, f)).count() as u64;
         settled + recent
     }
 
@@ -255,8 +225,7 @@ impl View<'_> {
             .filter(|(_, item)| item.visible_at_ms <= self.now_ms)
             .filter_map(|(&(ms, seq), item)| {
                 let status = self.ins_push_status(item);
-                f.matches_inserted(item, status)
-                    .then_some((ms, seq, status))
+                f.matches_inserted(item, status).then_some((ms, seq, status))
             })
             .collect()
     }
@@ -332,25 +301,11 @@ mod tests {
     const T0: i64 = 1_800_000_000_000;
 
     fn stream(late_fraction: f64) -> Stream {
-        Stream {
-            seed: 3,
-            start_ms: T0,
-            rate: 10.0,
-            count: Some(2000),
-            late_fraction,
-            late_by_ms: 30_000,
-        }
+        Stream { seed: 3, start_ms: T0, rate: 10.0, count: Some(2000), late_fraction, late_by_ms: 30_000 }
     }
 
     fn view<'a>(s: &'a Stream, st: &'a State, now_ms: i64) -> View<'a> {
-        View {
-            stream: s,
-            state: st,
-            now_ms,
-            retention_ms: 7 * 86_400_000,
-            drop_fraction: 0.0,
-            scanned: Cell::new(0),
-        }
+        View { stream: s, state: st, now_ms, retention_ms: 7 * 86_400_000, drop_fraction: 0.0, scanned: Cell::new(0) }
     }
 
     /// The brute-force answer: every item, checked one by one.
@@ -417,22 +372,10 @@ mod tests {
         let filters = [
             Filter::window(T0 - 10, T0 + 1_000_000),
             Filter::window(s.created_ms(100), s.created_ms(700)),
-            Filter {
-                subject: Some("CLEARING".into()),
-                ..Filter::window(T0, now + 1)
-            },
-            Filter {
-                subscriptions: Some(vec!["sim-clearing".into(), "other".into()]),
-                ..Filter::window(T0, now + 1)
-            },
-            Filter {
-                push_statuses: Some(vec!["NOT_APPLICABLE".into()]),
-                ..Filter::window(T0, now)
-            },
-            Filter {
-                push_statuses: Some(vec!["DELIVERED".into()]),
-                ..Filter::window(T0, now)
-            },
+            Filter { subject: Some("CLEARING".into()), ..Filter::window(T0, now + 1) },
+            Filter { subscriptions: Some(vec!["sim-clearing".into(), "other".into()]), ..Filter::window(T0, now + 1) },
+            Filter { push_statuses: Some(vec!["NOT_APPLICABLE".into()]), ..Filter::window(T0, now) },
+            Filter { push_statuses: Some(vec!["DELIVERED".into()]), ..Filter::window(T0, now) },
             Filter::window(now, now + 10),
         ];
         for f in &filters {
@@ -453,10 +396,7 @@ mod tests {
                 }
                 assert_eq!(paged, want, "{f:?} limit {limit}");
             }
-            for offset in (0..want.len())
-                .step_by(97)
-                .chain([want.len().saturating_sub(1)])
-            {
+            for offset in (0..want.len()).step_by(97).chain([want.len().saturating_sub(1)]) {
                 let p = v.page(f, offset as u64, 1);
                 assert_eq!(p.items.first().map(|x| x.0), want.get(offset).copied());
             }
@@ -466,12 +406,8 @@ mod tests {
     #[test]
     fn a_count_query_does_not_touch_every_item() {
         // A million items over seven days, nothing late: counting an hour is arithmetic.
-        let s = Stream {
-            count: Some(1_000_000),
-            rate: 1_000_000.0 / (7.0 * 86_400.0),
-            late_fraction: 0.0,
-            ..stream(0.0)
-        };
+        let s =
+            Stream { count: Some(1_000_000), rate: 1_000_000.0 / (7.0 * 86_400.0), late_fraction: 0.0, ..stream(0.0) };
         let mut st = State::default();
         st.expired.insert(500_000);
         let now = T0 + 7 * 86_400_000 - 1000;

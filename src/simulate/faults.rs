@@ -65,10 +65,7 @@ impl FaultRates {
             }
         }
         if !(500..=599).contains(&self.error_status) {
-            return Err(format!(
-                "error status must be a 5xx, got {}",
-                self.error_status
-            ));
+            return Err(format!("error status must be a 5xx, got {}", self.error_status));
         }
         Ok(())
     }
@@ -156,11 +153,7 @@ impl Faults {
 
     /// A number in `[0, n)`.
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.rng.random_range(0..n)
-        }
+        if n == 0 { 0 } else { self.rng.random_range(0..n) }
     }
 
     /// Decides the faults of the next notifications request.
@@ -213,44 +206,19 @@ mod tests {
         assert_eq!(f.decide(&rates).fail, Some(503));
         assert_eq!(f.decide(&rates).fail, Some(503));
         let d = f.decide(&rates);
-        assert_eq!(
-            (d.fail, d.retry_after),
-            (Some(429), Some(Duration::from_secs(3)))
-        );
+        assert_eq!((d.fail, d.retry_after), (Some(429), Some(Duration::from_secs(3))));
         let d = f.decide(&rates);
-        assert_eq!(
-            (d.delay, d.truncate),
-            (Some(Duration::from_millis(5)), true)
-        );
+        assert_eq!((d.delay, d.truncate), (Some(Duration::from_millis(5)), true));
         assert_eq!(f.decide(&rates), Decision::default());
     }
 
     #[test]
     fn probabilities_are_roughly_honoured() {
         let mut f = Faults::new(9);
-        let rates = FaultRates {
-            error_rate: 0.25,
-            ..FaultRates::default()
-        };
-        let n = (0..4000)
-            .filter(|_| f.decide(&rates).fail.is_some())
-            .count();
+        let rates = FaultRates { error_rate: 0.25, ..FaultRates::default() };
+        let n = (0..4000).filter(|_| f.decide(&rates).fail.is_some()).count();
         assert!((800..1200).contains(&n), "{n}");
-        assert!(
-            FaultRates {
-                churn: 1.5,
-                ..FaultRates::default()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            FaultRates {
-                error_status: 404,
-                ..FaultRates::default()
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(FaultRates { churn: 1.5, ..FaultRates::default() }.validate().is_err());
+        assert!(FaultRates { error_status: 404, ..FaultRates::default() }.validate().is_err());
     }
 }

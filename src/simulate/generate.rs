@@ -32,10 +32,7 @@ pub const ALL_SUBJECTS: u8 = 0x7f;
 /// The subscription the simulator files each subject under (one per subject), e.g.
 /// `sim-clearing`.
 pub fn subscription_name(subject: usize) -> String {
-    format!(
-        "sim-{}",
-        SUBJECTS[subject].to_ascii_lowercase().replace('_', "-")
-    )
+    format!("sim-{}", SUBJECTS[subject].to_ascii_lowercase().replace('_', "-"))
 }
 
 /// The index of `subject` in [`SUBJECTS`].
@@ -111,9 +108,7 @@ impl Rng {
     }
 
     fn digits(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b'0' + self.below(10) as u8))
-            .collect()
+        (0..n).map(|_| char::from(b'0' + self.below(10) as u8)).collect()
     }
 
     fn upper_alnum(&mut self, n: usize) -> String {
@@ -122,11 +117,7 @@ impl Rng {
     }
 
     fn hex(&mut self, n: usize, upper: bool) -> String {
-        let digits: &[u8] = if upper {
-            b"0123456789ABCDEF"
-        } else {
-            b"0123456789abcdef"
-        };
+        let digits: &[u8] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
         (0..n).map(|_| char::from(*self.pick(digits))).collect()
     }
 
@@ -180,19 +171,13 @@ impl Stream {
 
     /// Whether item `i` becomes visible `late_by_ms` after its creation.
     pub fn is_late(&self, i: u64) -> bool {
-        self.late_fraction > 0.0
-            && self.late_by_ms > 0
-            && unit(self.seed, i, SALT_LATE) < self.late_fraction
+        self.late_fraction > 0.0 && self.late_by_ms > 0 && unit(self.seed, i, SALT_LATE) < self.late_fraction
     }
 
     /// When item `i` becomes visible in the API.
     pub fn visible_at_ms(&self, i: u64) -> i64 {
         let created = self.created_ms(i);
-        if self.is_late(i) {
-            created.saturating_add(self.late_by_ms)
-        } else {
-            created
-        }
+        if self.is_late(i) { created.saturating_add(self.late_by_ms) } else { created }
     }
 
     /// One past the last index that can ever exist (`u64::MAX` for a live stream).
@@ -262,14 +247,7 @@ impl Stream {
 
     /// Appends the JSON text of item `i` to `out`, with `pushStatus` when given.
     pub fn write_item(&self, i: u64, push_status: Option<&str>, out: &mut String) {
-        write_notification(
-            self.seed,
-            i,
-            self.subject(i),
-            self.created_ms(i),
-            push_status,
-            out,
-        );
+        write_notification(self.seed, i, self.subject(i), self.created_ms(i), push_status, out);
     }
 
     /// The CEN id of item `i` (SPEC 3).
@@ -339,11 +317,7 @@ fn write_object(
         let idem = rng.guid("0CNS");
         o.str("idempotencyKey", &idem);
     }
-    let ctx = Ctx {
-        key,
-        created,
-        rng: &mut rng,
-    };
+    let ctx = Ctx { key, created, rng: &mut rng };
     o.obj("content", |c| match subject {
         0 => iccp_authorization(c, ctx),
         1 => clearing(c, ctx, false),
@@ -382,11 +356,7 @@ const EXACT_INT: u64 = 1 << 53;
 impl<'a> Obj<'a> {
     fn open(out: &'a mut String, canonical: bool) -> Self {
         out.push('{');
-        Obj {
-            out,
-            first: true,
-            members: canonical.then(Vec::new),
-        }
+        Obj { out, first: true, members: canonical.then(Vec::new) }
     }
 
     fn canonical(&self) -> bool {
@@ -528,26 +498,14 @@ pub(crate) fn write_json_string(out: &mut String, s: &str) {
 
 // Invented reference data: plausible, not taken from any real party.
 const MERCHANTS: &[(&str, &str, &str)] = &[
-    (
-        "NORTHGATE OFFICE SUPPLY",
-        "5111",
-        "STATIONERY AND OFFICE SUPPLIES",
-    ),
+    ("NORTHGATE OFFICE SUPPLY", "5111", "STATIONERY AND OFFICE SUPPLIES"),
     ("HARBORVIEW HOTEL", "7011", "LODGING - HOTELS AND MOTELS"),
     ("CITYLINE CABS", "4121", "TAXICABS AND LIMOUSINES"),
     ("SKYBRIDGE AIR", "4511", "AIRLINES AND AIR CARRIERS"),
-    (
-        "GREENFIELD CATERING",
-        "5812",
-        "EATING PLACES AND RESTAURANTS",
-    ),
+    ("GREENFIELD CATERING", "5812", "EATING PLACES AND RESTAURANTS"),
     ("CENTRAL PARK GARAGE", "7523", "PARKING LOTS AND GARAGES"),
     ("BLUEPRINT SOFTWARE", "5734", "COMPUTER SOFTWARE STORES"),
-    (
-        "RAPID FREIGHT LOGISTICS",
-        "4214",
-        "MOTOR FREIGHT CARRIERS AND TRUCKING",
-    ),
+    ("RAPID FREIGHT LOGISTICS", "4214", "MOTOR FREIGHT CARRIERS AND TRUCKING"),
     ("MERIDIAN FUEL", "5542", "AUTOMATED FUEL DISPENSERS"),
     ("ATLAS INDUSTRIAL PARTS", "5085", "INDUSTRIAL SUPPLIES"),
 ];
@@ -559,29 +517,10 @@ const CITIES: &[(&str, &str, &str)] = &[
     ("OAKRIDGE", "TN", "37830"),
     ("WESTBROOK", "ME", "04092"),
 ];
-const CURRENCIES: &[(&str, &str)] = &[
-    ("USD", "840"),
-    ("USD", "840"),
-    ("USD", "840"),
-    ("EUR", "978"),
-    ("GBP", "826"),
-    ("CAD", "124"),
-];
-const RCN_ALIASES: &[&str] = &[
-    "Travel Card Pool",
-    "Supplier Payments",
-    "Fleet Fuel",
-    "Marketing Spend",
-    "Facilities",
-];
-const HOLDERS: &[&str] = &[
-    "Jordan Ellis",
-    "Priya Raman",
-    "Tomasz Nowak",
-    "Amara Okafor",
-    "Lucas Moreau",
-    "Mei Tanaka",
-];
+const CURRENCIES: &[(&str, &str)] =
+    &[("USD", "840"), ("USD", "840"), ("USD", "840"), ("EUR", "978"), ("GBP", "826"), ("CAD", "124")];
+const RCN_ALIASES: &[&str] = &["Travel Card Pool", "Supplier Payments", "Fleet Fuel", "Marketing Spend", "Facilities"];
+const HOLDERS: &[&str] = &["Jordan Ellis", "Priya Raman", "Tomasz Nowak", "Amara Okafor", "Lucas Moreau", "Mei Tanaka"];
 
 fn mmdd(t: DateTime<Utc>) -> String {
     format!("{:02}{:02}", t.month(), t.day())
@@ -593,8 +532,7 @@ fn hhmmss(t: DateTime<Utc>) -> String {
 
 /// `t` minus `days` (clamped at the earliest representable time rather than panicking).
 fn days_before(t: DateTime<Utc>, days: u64) -> DateTime<Utc> {
-    t.checked_sub_signed(chrono::TimeDelta::days(days as i64))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    t.checked_sub_signed(chrono::TimeDelta::days(days as i64)).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// A date-time with microseconds, as several content fields carry.
@@ -604,10 +542,7 @@ fn micros(t: DateTime<Utc>) -> String {
 
 /// A card expiry a few years after `t`.
 fn expiry(rng: &mut Rng, t: DateTime<Utc>) -> (u32, u32) {
-    (
-        rng.range(1, 12) as u32,
-        (t.year() as u32 % 100) + rng.range(1, 4) as u32,
-    )
+    (rng.range(1, 12) as u32, (t.year() as u32 % 100) + rng.range(1, 4) as u32)
 }
 
 /// A STAN that differs between neighbouring items.
@@ -685,10 +620,7 @@ fn iccp_authorization(c: &mut Obj<'_>, mut ctx: Ctx<'_>) {
         c.obj("originalMessage", |m| {
             m.str("messageTypeIndicator", "0100");
             m.str("systemTraceAuditNumber", &original);
-            m.str(
-                "transmissionRawDateTime",
-                &format!("{}{}", mmdd(t), hhmmss(t)),
-            );
+            m.str("transmissionRawDateTime", &format!("{}{}", mmdd(t), hhmmss(t)));
         });
     }
     if mti.starts_with("04") {
@@ -750,10 +682,7 @@ fn clearing(c: &mut Obj<'_>, mut ctx: Ctx<'_>, bpc: bool) {
     let auth_id = 30_000_000 + key;
     c.obj("authorization", |a| {
         a.int("authorizationTransactionId", auth_id);
-        a.int(
-            "systemTraceAuditNumber",
-            (key.wrapping_mul(7919) + 1) % 1_000_000,
-        );
+        a.int("systemTraceAuditNumber", (key.wrapping_mul(7919) + 1) % 1_000_000);
         a.int("type", 0);
         a.str("acceptorLocalDate", &mmdd(t));
         a.str("acceptorLocalTime", &hhmmss(t));
@@ -915,10 +844,7 @@ fn bpc_authorization(c: &mut Obj<'_>, ctx: Ctx<'_>) {
         c.obj("originalMessage", |m| {
             m.str("messageTypeIndicator", "0100");
             m.str("systemTraceAuditNumber", &stan(key.wrapping_sub(1)));
-            m.str(
-                "transmissionRawDateTime",
-                &format!("{}{}", mmdd(t), hhmmss(t)),
-            );
+            m.str("transmissionRawDateTime", &format!("{}{}", mmdd(t), hhmmss(t)));
         });
         c.obj("advice", |a| a.str("reasonCode", "400"));
     }
@@ -934,21 +860,10 @@ fn payment_update(c: &mut Obj<'_>, ctx: Ctx<'_>) {
     let t = ctx.created;
     let key = ctx.key;
     let rng = ctx.rng;
-    let status = rng.one_of(&[
-        "SUBMITTED",
-        "PENDING",
-        "RECEIVED",
-        "ACCEPTED",
-        "APPROVED",
-        "APPROVED",
-        "DECLINED",
-    ]);
+    let status = rng.one_of(&["SUBMITTED", "PENDING", "RECEIVED", "ACCEPTED", "APPROVED", "APPROVED", "DECLINED"]);
     c.str("source", "BPS");
     // A string here, though the other subjects send purchaseRequestId as a number.
-    c.str(
-        "purchaseRequestId",
-        &(5_000_000 + key % 4_000_000).to_string(),
-    );
+    c.str("purchaseRequestId", &(5_000_000 + key % 4_000_000).to_string());
     c.str("bpsTransactionId", &rng.uuid());
     c.str("status", status);
     c.str("updatedDate", &micros(t));
@@ -965,10 +880,7 @@ fn payment_update(c: &mut Obj<'_>, ctx: Ctx<'_>) {
     c.objs("statusReasonInformation", 1, |_, r| {
         if declined {
             r.str("reasonCode", "SUPPLIER_DECLINED");
-            r.str(
-                "description",
-                "The supplier does not accept this payment method",
-            );
+            r.str("description", "The supplier does not accept this payment method");
         } else {
             r.str("reasonCode", "STATUS_CHANGED");
             r.str("description", "Payment instruction status updated");
@@ -1040,25 +952,16 @@ fn token_lifecycle(c: &mut Obj<'_>, mut ctx: Ctx<'_>) {
         ("UPDATED", "ACTIVE", "REDIGITIZATION_COMPLETE"),
         ("DELETED", "DEACTIVATED", "DELETED_FROM_CONSUMER_APP"),
     ]);
-    c.str(
-        "tokenType",
-        rng.one_of(&["CLOUD", "CLOUD", "EMBEDDED_SE", "STATIC"]),
-    );
+    c.str("tokenType", rng.one_of(&["CLOUD", "CLOUD", "EMBEDDED_SE", "STATIC"]));
     c.str("eventType", event);
     c.str("tokenRequestorId", &format!("50{}", rng.digits(9)));
     c.str("correlationId", &format!("D{}", rng.digits(13)));
     c.str("status", status);
     c.str("reasonCode", reason);
     if status == "SUSPENDED" {
-        c.strs(
-            "suspensionReasons",
-            &[rng.one_of(&["ISSUER", "CARDHOLDER"])],
-        );
+        c.strs("suspensionReasons", &[rng.one_of(&["ISSUER", "CARDHOLDER"])]);
     }
-    c.str(
-        "requestedBy",
-        rng.one_of(&["ISSUER", "TOKEN_REQUESTOR", "CARDHOLDER", "SYSTEM"]),
-    );
+    c.str("requestedBy", rng.one_of(&["ISSUER", "TOKEN_REQUESTOR", "CARDHOLDER", "SYSTEM"]));
     wallet_info(c, rng);
     vcn_rcn_info(c, rng, t);
     purchase_request(c, &mut ctx, false);
@@ -1069,32 +972,16 @@ fn token_provisioning(c: &mut Obj<'_>, mut ctx: Ctx<'_>) {
     let rng = &mut *ctx.rng;
     token_info(c, rng, t);
     c.str("tokenType", rng.one_of(&["CLOUD", "CLOUD", "EMBEDDED_SE"]));
-    let event = rng.one_of(&[
-        "APPROVED",
-        "COMPLETED",
-        "COMPLETED",
-        "REQUIRE_ADDITIONAL_AUTHENTICATION",
-        "REJECTED",
-    ]);
+    let event = rng.one_of(&["APPROVED", "COMPLETED", "COMPLETED", "REQUIRE_ADDITIONAL_AUTHENTICATION", "REJECTED"]);
     c.str("eventType", event);
     c.str("tokenRequestorId", &format!("50{}", rng.digits(9)));
     c.str("reasonCode", "STATUS_UPDATE");
     c.str("correlationId", &format!("D{}", rng.digits(13)));
-    c.str(
-        "source",
-        rng.one_of(&[
-            "ACCOUNT_ON_FILE",
-            "ACCOUNT_ADDED_MANUALLY",
-            "ACCOUNT_ADDED_VIA_APPLICATION",
-        ]),
-    );
+    c.str("source", rng.one_of(&["ACCOUNT_ON_FILE", "ACCOUNT_ADDED_MANUALLY", "ACCOUNT_ADDED_VIA_APPLICATION"]));
     let holder = *rng.pick(HOLDERS);
     let (city, state, postal) = *rng.pick(CITIES);
     let phone = rng.digits(10);
-    let email = format!(
-        "{}@example.com",
-        holder.to_ascii_lowercase().replace(' ', ".")
-    );
+    let email = format!("{}@example.com", holder.to_ascii_lowercase().replace(' ', "."));
     let hash = rng.hex(64, true);
     let count = rng.range(0, 5).to_string();
     let street = format!("{} ELM AVE", 1 + rng.below(999));
@@ -1148,14 +1035,7 @@ mod tests {
     use serde_json::Value;
 
     fn stream(rate: f64, count: Option<u64>) -> Stream {
-        Stream {
-            seed: 7,
-            start_ms: 1_800_000_000_000,
-            rate,
-            count,
-            late_fraction: 0.0,
-            late_by_ms: 0,
-        }
+        Stream { seed: 7, start_ms: 1_800_000_000_000, rate, count, late_fraction: 0.0, late_by_ms: 0 }
     }
 
     #[test]
@@ -1169,11 +1049,7 @@ mod tests {
                 let i = s.first_at_or_after(t);
                 assert_eq!(i as usize, times.partition_point(|&x| x < t), "rate {rate}");
                 let j = s.first_at_or_after(t + 1);
-                assert_eq!(
-                    j as usize,
-                    times.partition_point(|&x| x <= t),
-                    "rate {rate}"
-                );
+                assert_eq!(j as usize, times.partition_point(|&x| x <= t), "rate {rate}");
             }
             assert_eq!(s.first_at_or_after(i64::MIN), 0);
             assert_eq!(s.first_at_or_after(times[4999] + 1), 5000);
@@ -1198,11 +1074,7 @@ mod tests {
         for (a, b) in [(0, 0), (3, 5), (5, 40), (16, 48), (7, 1000), (999, 1001)] {
             for mask in [1u8, 0b10, 0b1100, 0b1000000, ALL_SUBJECTS, 0] {
                 let brute = (a..b).filter(|&i| mask & (1 << s.subject(i)) != 0).count() as u64;
-                assert_eq!(
-                    s.count_subjects(a, b, mask),
-                    brute,
-                    "{a}..{b} mask {mask:b}"
-                );
+                assert_eq!(s.count_subjects(a, b, mask), brute, "{a}..{b} mask {mask:b}");
             }
         }
     }
@@ -1220,11 +1092,7 @@ mod tests {
             let token = subject.starts_with("TOKEN_");
             assert_eq!(v.get("idempotencyKey").is_some(), token, "{subject}");
             assert!(v["content"].is_object());
-            assert!(
-                (400..3000).contains(&text.len()),
-                "{subject}: {} bytes",
-                text.len()
-            );
+            assert!((400..3000).contains(&text.len()), "{subject}: {} bytes", text.len());
             let n = crate::cen::notification::Notification::from_json(&text).unwrap();
             assert_eq!(n.created.timestamp_millis(), s.created_ms(i));
         }
@@ -1235,10 +1103,7 @@ mod tests {
     fn same_seed_same_items_other_seed_other_items() {
         let a = stream(1.0, None);
         let b = stream(1.0, None);
-        let c = Stream {
-            seed: 8,
-            ..stream(1.0, None)
-        };
+        let c = Stream { seed: 8, ..stream(1.0, None) };
         for i in [0, 1, 99] {
             assert_eq!(a.item_json(i, None), b.item_json(i, None));
             assert_ne!(a.item_json(i, None), c.item_json(i, None));
@@ -1265,10 +1130,7 @@ mod tests {
         o.close();
         let plain: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json_canonicalizer::to_string(&plain).unwrap(), text);
-        assert_eq!(
-            text,
-            r#"{"a":123.4,"b":123.05,"big":9007199254740992,"c":12}"#
-        );
+        assert_eq!(text, r#"{"a":123.4,"b":123.05,"big":9007199254740992,"c":12}"#);
     }
 
     #[test]

@@ -60,15 +60,9 @@ pub enum SimError {
     #[error(transparent)]
     Key(#[from] crate::cen::keys::KeyError),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the simulator's server failed: {0}")]
     Serve(std::io::Error),
     #[error("not an acceptable notification: {0}")]
@@ -107,10 +101,7 @@ impl std::fmt::Debug for PushTarget {
         f.debug_struct("PushTarget")
             .field("url", &self.url)
             .field("client_cert", &self.client_cert_pem.is_some())
-            .field(
-                "client_key",
-                &self.client_key_pem.as_ref().map(|_| "<redacted>"),
-            )
+            .field("client_key", &self.client_key_pem.as_ref().map(|_| "<redacted>"))
             .field("drop_fraction", &self.drop_fraction)
             .field("duplicate_fraction", &self.duplicate_fraction)
             .field("batch_size", &self.batch_size)
@@ -191,13 +182,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Exactly `count` notifications, `rate` per second from `start`.
     pub fn bounded(seed: u64, start: DateTime<Utc>, rate: f64, count: u64) -> Self {
-        SimConfig {
-            seed,
-            rate,
-            stream_start: start,
-            count: Some(count),
-            ..SimConfig::default()
-        }
+        SimConfig { seed, rate, stream_start: start, count: Some(count), ..SimConfig::default() }
     }
 
     /// Exactly `count` notifications spread evenly over `[start, end)` (e.g. the backfill
@@ -210,12 +195,7 @@ impl SimConfig {
     /// A live stream at `rate` per second with `backlog` of history before now.
     pub fn live(seed: u64, rate: f64, backlog: Duration) -> Self {
         let backlog = chrono::TimeDelta::from_std(backlog).unwrap_or(chrono::TimeDelta::MAX);
-        SimConfig {
-            seed,
-            rate,
-            stream_start: Utc::now() - backlog,
-            ..SimConfig::default()
-        }
+        SimConfig { seed, rate, stream_start: Utc::now() - backlog, ..SimConfig::default() }
     }
 
     /// Checks the numbers that would make the simulator misbehave.
@@ -225,30 +205,20 @@ impl SimConfig {
             return bad(format!("rate must be a positive number, got {}", self.rate));
         }
         if !(0.0..=1.0).contains(&self.late_fraction) {
-            return bad(format!(
-                "late fraction must be between 0 and 1, got {}",
-                self.late_fraction
-            ));
+            return bad(format!("late fraction must be between 0 and 1, got {}", self.late_fraction));
         }
         if self.default_limit == 0 || self.max_limit == 0 {
             return bad("limits must be at least 1".into());
         }
         self.faults.validate().map_err(SimError::Config)?;
         if let Some(p) = &self.push {
-            for (name, v) in [
-                ("drop", p.drop_fraction),
-                ("duplicate", p.duplicate_fraction),
-            ] {
+            for (name, v) in [("drop", p.drop_fraction), ("duplicate", p.duplicate_fraction)] {
                 if !(0.0..=1.0).contains(&v) {
-                    return Err(SimError::Push(format!(
-                        "{name} fraction must be between 0 and 1, got {v}"
-                    )));
+                    return Err(SimError::Push(format!("{name} fraction must be between 0 and 1, got {v}")));
                 }
             }
             if p.batch_size == 0 || p.max_attempts == 0 {
-                return Err(SimError::Push(
-                    "batch size and attempts must be at least 1".into(),
-                ));
+                return Err(SimError::Push("batch size and attempts must be at least 1".into()));
             }
         }
         Ok(())
@@ -323,9 +293,7 @@ pub struct Simulator {
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator")
-            .field("stream", &self.inner.stream)
-            .finish_non_exhaustive()
+        f.debug_struct("Simulator").field("stream", &self.inner.stream).finish_non_exhaustive()
     }
 }
 
@@ -367,11 +335,7 @@ fn duration_ms(d: Duration) -> i64 {
 /// The first whole millisecond at or after `t` (a window bound in milliseconds).
 pub(crate) fn ceil_ms(t: DateTime<Utc>) -> i64 {
     let ms = t.timestamp_millis();
-    if !t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
-        ms + 1
-    } else {
-        ms
-    }
+    if !t.timestamp_subsec_nanos().is_multiple_of(1_000_000) { ms + 1 } else { ms }
 }
 
 impl Simulator {
@@ -397,10 +361,7 @@ impl Simulator {
             late_by_ms: duration_ms(config.late_by),
         };
         let state = State {
-            push: data::PushState {
-                enabled: config.push.is_some(),
-                ..Default::default()
-            },
+            push: data::PushState { enabled: config.push.is_some(), ..Default::default() },
             ..Default::default()
         };
         Ok(Simulator {
@@ -431,11 +392,7 @@ impl Simulator {
 
     /// Serves the API on `listener` until `shutdown` (or [`Simulator::stop`]) is cancelled,
     /// and runs the pusher meanwhile when a push target is configured.
-    pub async fn serve(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: CancellationToken,
-    ) -> std::io::Result<()> {
+    pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let token = self.inner.stop.child_token();
         {
             let token = token.clone();
@@ -449,18 +406,11 @@ impl Simulator {
         if let (Some(target), Some(client)) = (&self.inner.push, &self.inner.push_client)
             && !self.inner.pusher_started.swap(true, Ordering::SeqCst)
         {
-            tokio::spawn(push::run(
-                self.clone(),
-                target.clone(),
-                client.clone(),
-                token.clone(),
-            ));
+            tokio::spawn(push::run(self.clone(), target.clone(), client.clone(), token.clone()));
         }
         let app = server::router(self.clone());
         let signal = token.clone();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await;
+        let result = axum::serve(listener, app).with_graceful_shutdown(async move { signal.cancelled().await }).await;
         token.cancel();
         result
     }
@@ -476,9 +426,7 @@ impl Simulator {
     }
 
     fn now_ms(&self) -> i64 {
-        Utc::now()
-            .timestamp_millis()
-            .saturating_add(self.inner.skew_ms.load(Ordering::Relaxed))
+        Utc::now().timestamp_millis().saturating_add(self.inner.skew_ms.load(Ordering::Relaxed))
     }
 
     /// Moves the simulator's clock `ms` milliseconds ahead of real time (negative: behind).
@@ -511,14 +459,9 @@ impl Simulator {
     /// from the next request on. Its `pushStatus`, if given, is served as is; otherwise it
     /// is `FAILED` with a push target (inserted notifications are never pushed) and
     /// `NOT_APPLICABLE` without one.
-    pub fn insert(
-        &self,
-        notification: Value,
-        visible_at: DateTime<Utc>,
-    ) -> Result<ItemRef, SimError> {
+    pub fn insert(&self, notification: Value, visible_at: DateTime<Utc>) -> Result<ItemRef, SimError> {
         let text = notification.to_string();
-        let n = Notification::from_value(&notification, text)
-            .map_err(|e| SimError::Notification(e.to_string()))?;
+        let n = Notification::from_value(&notification, text).map_err(|e| SimError::Notification(e.to_string()))?;
         let mut value = notification;
         if let Value::Object(map) = &mut value {
             map.remove("pushStatus");
@@ -539,12 +482,7 @@ impl Simulator {
                 id: n.id.clone(),
             },
         );
-        Ok(ItemRef {
-            key: ItemKey::Inserted(seq),
-            id: n.id,
-            subject: n.subject,
-            created: n.created,
-        })
+        Ok(ItemRef { key: ItemKey::Inserted(seq), id: n.id, subject: n.subject, created: n.created })
     }
 
     /// Makes a notification disappear now (as retention would). Returns whether it existed.
@@ -606,12 +544,7 @@ impl Simulator {
                 }),
                 ItemKey::Inserted(seq) => {
                     let (id, subject, ms) = inserted.get(&seq)?.clone();
-                    Some(ItemRef {
-                        key,
-                        id,
-                        subject,
-                        created: ms_to_datetime(ms),
-                    })
+                    Some(ItemRef { key, id, subject, created: ms_to_datetime(ms) })
                 }
             })
             .collect()
@@ -626,17 +559,13 @@ impl Simulator {
     /// How many notifications exist now with `createdTimestamp` in `[start, end)` (the
     /// unfiltered `total`).
     pub fn visible_count(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> u64 {
-        self.with_view(|v| {
-            v.page(&Filter::window(ceil_ms(start), ceil_ms(end)), 0, 0)
-                .total
-        })
+        self.with_view(|v| v.page(&Filter::window(ceil_ms(start), ceil_ms(end)), 0, 0).total)
     }
 
     /// Generated notification `i` as the API would serve it now (current `pushStatus`).
     pub fn generated(&self, i: u64) -> Value {
         let status = self.with_view(|v| v.gen_push_status(i));
-        serde_json::from_str(&self.inner.stream.item_json(i, Some(status)))
-            .expect("generated JSON is valid")
+        serde_json::from_str(&self.inner.stream.item_json(i, Some(status))).expect("generated JSON is valid")
     }
 
     /// The CEN id of generated notification `i`.
@@ -694,10 +623,7 @@ impl Simulator {
     }
 
     /// Calls `hook` on every notifications request, after parsing and before answering.
-    pub fn set_request_hook(
-        &self,
-        hook: impl Fn(&RequestInfo, &Simulator) + Send + Sync + 'static,
-    ) {
+    pub fn set_request_hook(&self, hook: impl Fn(&RequestInfo, &Simulator) + Send + Sync + 'static) {
         *lock(&self.inner.hook) = Some(Arc::new(hook));
     }
 
@@ -726,22 +652,12 @@ impl Simulator {
 
 /// Starts a simulator for `config` on `127.0.0.1` (a free port) for tests and benchmarks.
 /// Stop it with [`Simulator::stop`]. Panics if no local port can be bound.
-pub async fn start(
-    config: SimConfig,
-) -> (
-    Simulator,
-    SocketAddr,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
+pub async fn start(config: SimConfig) -> (Simulator, SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
     let sim = Simulator::new(config);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("cannot bind a local port for the simulator");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("cannot bind a local port for the simulator");
+    let addr = listener.local_addr().expect("a bound listener has an address");
     let serving = sim.clone();
-    let handle =
-        tokio::spawn(async move { serving.serve(listener, CancellationToken::new()).await });
+    let handle = tokio::spawn(async move { serving.serve(listener, CancellationToken::new()).await });
     (sim, addr, handle)
 }

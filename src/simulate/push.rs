@@ -24,9 +24,7 @@ const SCAN_STEP: u32 = 10_000;
 /// The HTTP client for `target`: its client certificate, and only its CA when given.
 pub(crate) fn build_client(target: &PushTarget) -> Result<reqwest::Client, SimError> {
     let err = |m: String| SimError::Push(m);
-    let mut builder = reqwest::Client::builder()
-        .timeout(target.timeout)
-        .pool_max_idle_per_host(2);
+    let mut builder = reqwest::Client::builder().timeout(target.timeout).pool_max_idle_per_host(2);
     match (&target.client_cert_pem, &target.client_key_pem) {
         (Some(cert), Some(key)) => {
             let pem = format!("{cert}\n{key}");
@@ -36,22 +34,18 @@ pub(crate) fn build_client(target: &PushTarget) -> Result<reqwest::Client, SimEr
         }
         (None, None) => {}
         _ => {
-            return Err(err(
-                "a client certificate needs its key and vice versa".into()
-            ));
+            return Err(err("a client certificate needs its key and vice versa".into()));
         }
     }
     if let Some(ca) = &target.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(ca.as_bytes())
-            .map_err(|e| err(format!("CA certificate: {e}")))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(ca.as_bytes()).map_err(|e| err(format!("CA certificate: {e}")))?;
         if certs.is_empty() {
             return Err(err("the CA file holds no certificate".into()));
         }
         builder = builder.tls_certs_only(certs);
     }
-    builder
-        .build()
-        .map_err(|e| err(format!("cannot build the HTTP client: {e}")))
+    builder.build().map_err(|e| err(format!("cannot build the HTTP client: {e}")))
 }
 
 /// One request's worth of work.
@@ -85,13 +79,8 @@ fn next_batch(sim: &Simulator, size: usize, drop_fraction: f64) -> Batch {
         }
     }
     let mut items = Vec::new();
-    let ready: Vec<u64> = push
-        .deferred
-        .iter()
-        .copied()
-        .filter(|&i| stream.visible_at_ms(i) <= now)
-        .take(size)
-        .collect();
+    let ready: Vec<u64> =
+        push.deferred.iter().copied().filter(|&i| stream.visible_at_ms(i) <= now).take(size).collect();
     for i in ready {
         push.deferred.remove(&i);
         if !state.expired.contains(&i) && stream.created_ms(i) >= oldest {
@@ -140,12 +129,7 @@ fn next_batch(sim: &Simulator, size: usize, drop_fraction: f64) -> Batch {
     if dropped > 0 {
         lock(&inner.stats).push_dropped += dropped;
     }
-    Batch {
-        items,
-        duplicates,
-        done,
-        next_due_ms,
-    }
+    Batch { items, duplicates, done, next_due_ms }
 }
 
 /// Records the outcome of a batch.
@@ -157,9 +141,7 @@ fn finish(sim: &Simulator, batch: &Batch, delivered: bool, duplicate_fraction: f
         push.inflight.remove(&i);
         if !delivered {
             push.failed.insert(i);
-        } else if duplicate_fraction > 0.0
-            && unit(inner.stream.seed, i, SALT_DUPLICATE) < duplicate_fraction
-        {
+        } else if duplicate_fraction > 0.0 && unit(inner.stream.seed, i, SALT_DUPLICATE) < duplicate_fraction {
             push.duplicates.push_back(i);
         }
     }
@@ -183,10 +165,7 @@ async fn send(
 ) -> Option<bool> {
     for attempt in 0..target.max_attempts {
         if attempt > 0 {
-            let delay = target
-                .retry_delay
-                .saturating_mul(1 << (attempt - 1).min(16))
-                .min(Duration::from_secs(5));
+            let delay = target.retry_delay.saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(5));
             tokio::select! {
                 _ = stop.cancelled() => return None,
                 _ = tokio::time::sleep(delay) => {}
@@ -218,12 +197,7 @@ async fn send(
 }
 
 /// The pusher's loop; ends when `stop` is cancelled.
-pub(crate) async fn run(
-    sim: Simulator,
-    target: PushTarget,
-    client: reqwest::Client,
-    stop: CancellationToken,
-) {
+pub(crate) async fn run(sim: Simulator, target: PushTarget, client: reqwest::Client, stop: CancellationToken) {
     let size = target.batch_size.max(1);
     loop {
         if stop.is_cancelled() {
@@ -246,8 +220,7 @@ pub(crate) async fn run(
             }
             continue;
         }
-        let mut body =
-            String::with_capacity(2 + (batch.items.len() + batch.duplicates.len()) * 1800);
+        let mut body = String::with_capacity(2 + (batch.items.len() + batch.duplicates.len()) * 1800);
         body.push('[');
         for (n, &i) in batch.items.iter().chain(&batch.duplicates).enumerate() {
             if n > 0 {
@@ -274,10 +247,7 @@ mod tests {
         let config = SimConfig {
             late_fraction: 0.25,
             late_by: Duration::from_secs(3600),
-            push: Some(PushTarget {
-                drop_fraction: 0.1,
-                ..PushTarget::new("http://127.0.0.1:9/notifications")
-            }),
+            push: Some(PushTarget { drop_fraction: 0.1, ..PushTarget::new("http://127.0.0.1:9/notifications") }),
             ..SimConfig::bounded(21, Utc::now() - TimeDelta::minutes(10), 1.0, 100)
         };
         let sim = Simulator::new(config);

@@ -47,10 +47,7 @@ fn respond(sim: &Simulator, status: StatusCode, body: impl Into<Body>) -> Respon
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(&date) {
         headers.insert(header::DATE, v);
     }
@@ -109,14 +106,7 @@ async fn answer(sim: &Simulator, req: Request) -> Response {
     } else if path.ends_with("/subscriptions") {
         respond(sim, StatusCode::OK, subscriptions(sim).to_string())
     } else {
-        error(
-            sim,
-            StatusCode::NOT_FOUND,
-            API_SOURCE,
-            "RESOURCE_NOT_FOUND",
-            "No such resource",
-            false,
-        )
+        error(sim, StatusCode::NOT_FOUND, API_SOURCE, "RESOURCE_NOT_FOUND", "No such resource", false)
     }
 }
 
@@ -126,31 +116,18 @@ fn check_oauth(sim: &Simulator, req: &Request) -> Result<(), Box<Response>> {
     let Some(public_key) = &sim.inner.public_key else {
         return Ok(());
     };
-    let unauthorized = |reason: &str, description: &str| {
-        Box::new(gateway_error(
-            sim,
-            StatusCode::UNAUTHORIZED,
-            reason,
-            description,
-        ))
-    };
+    let unauthorized =
+        |reason: &str, description: &str| Box::new(gateway_error(sim, StatusCode::UNAUTHORIZED, reason, description));
     let header = match req.headers().get(header::AUTHORIZATION) {
         None => {
-            return Err(unauthorized(
-                "INVALID_AUTH_HEADER",
-                "The Authorization header is missing",
-            ));
+            return Err(unauthorized("INVALID_AUTH_HEADER", "The Authorization header is missing"));
         }
-        Some(h) => h.to_str().map_err(|_| {
-            unauthorized(
-                "INVALID_AUTH_HEADER",
-                "The Authorization header is not printable ASCII",
-            )
-        })?,
+        Some(h) => h
+            .to_str()
+            .map_err(|_| unauthorized("INVALID_AUTH_HEADER", "The Authorization header is not printable ASCII"))?,
     };
     if let Some(expected) = &sim.inner.consumer_key {
-        let pairs = parse_authorization(header)
-            .map_err(|e| unauthorized("INVALID_AUTH_HEADER", &e.to_string()))?;
+        let pairs = parse_authorization(header).map_err(|e| unauthorized("INVALID_AUTH_HEADER", &e.to_string()))?;
         let given = pairs.iter().find(|(k, _)| k == "oauth_consumer_key");
         if let Some((_, key)) = given
             && key != expected
@@ -172,13 +149,9 @@ fn check_oauth(sim: &Simulator, req: &Request) -> Result<(), Box<Response>> {
     let url = format!("http://{host}{path_and_query}");
     match verify(req.method().as_str(), &url, b"", header, public_key) {
         Ok(_) => Ok(()),
-        Err(e @ VerifyError::BadHeader(_)) => {
-            Err(unauthorized("INVALID_AUTH_HEADER", &e.to_string()))
-        }
+        Err(e @ VerifyError::BadHeader(_)) => Err(unauthorized("INVALID_AUTH_HEADER", &e.to_string())),
         Err(e @ VerifyError::BodyHash) => Err(unauthorized("INVALID_BODY_HASH", &e.to_string())),
-        Err(e @ VerifyError::Signature { .. }) => {
-            Err(unauthorized("INVALID_SIGNATURE", &e.to_string()))
-        }
+        Err(e @ VerifyError::Signature { .. }) => Err(unauthorized("INVALID_SIGNATURE", &e.to_string())),
     }
 }
 
@@ -238,20 +211,8 @@ pub(crate) fn decode_component(s: &str) -> Result<String, String> {
 }
 
 /// Parses the query string of `GET /notifications` (snake_case names, percent-encoded).
-pub(crate) fn parse_query(
-    raw: Option<&str>,
-    default_limit: u64,
-    max_limit: u64,
-) -> Result<Query, String> {
-    const KNOWN: [&str; 7] = [
-        "start",
-        "end",
-        "subscription_name",
-        "subject",
-        "push_status",
-        "offset",
-        "limit",
-    ];
+pub(crate) fn parse_query(raw: Option<&str>, default_limit: u64, max_limit: u64) -> Result<Query, String> {
+    const KNOWN: [&str; 7] = ["start", "end", "subscription_name", "subject", "push_status", "offset", "limit"];
     let mut values: [Option<String>; 7] = Default::default();
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -279,9 +240,7 @@ pub(crate) fn parse_query(
     let number = |name: &str, v: Option<String>, default: u64| -> Result<u64, String> {
         match v {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("parameter {name} must be a non-negative integer, got {v:?}")),
+            Some(v) => v.parse().map_err(|_| format!("parameter {name} must be a non-negative integer, got {v:?}")),
         }
     };
     let offset = number("offset", offset, 0)?;
@@ -290,24 +249,12 @@ pub(crate) fn parse_query(
         return Err("parameter limit must be at least 1".into());
     }
     let list = |v: Option<String>| -> Vec<String> {
-        v.map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+        v.map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
     };
     let push_statuses = list(push);
-    if let Some(bad) = push_statuses
-        .iter()
-        .find(|s| !PUSH_STATUSES.contains(&s.as_str()))
-    {
-        return Err(format!(
-            "parameter push_status: {bad:?} is not one of {}",
-            PUSH_STATUSES.join(", ")
-        ));
+    if let Some(bad) = push_statuses.iter().find(|s| !PUSH_STATUSES.contains(&s.as_str())) {
+        return Err(format!("parameter push_status: {bad:?} is not one of {}", PUSH_STATUSES.join(", ")));
     }
     Ok(Query {
         start,
@@ -331,14 +278,7 @@ async fn notifications(sim: &Simulator, raw_query: Option<&str>) -> Response {
     let query = match parse_query(raw_query, inner.default_limit, inner.max_limit) {
         Ok(q) => q,
         Err(message) => {
-            return error(
-                sim,
-                StatusCode::BAD_REQUEST,
-                API_SOURCE,
-                "INVALID_REQUEST_PARAMETER",
-                &message,
-                false,
-            );
+            return error(sim, StatusCode::BAD_REQUEST, API_SOURCE, "INVALID_REQUEST_PARAMETER", &message, false);
         }
     };
     let decision = lock(&inner.faults).decide(&inner.rates);
@@ -348,9 +288,7 @@ async fn notifications(sim: &Simulator, raw_query: Option<&str>) -> Response {
     }
     if let Some(status) = decision.fail {
         if status == 429 {
-            let secs = decision
-                .retry_after
-                .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+            let secs = decision.retry_after.map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
             let mut response = error(
                 sim,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -359,9 +297,7 @@ async fn notifications(sim: &Simulator, raw_query: Option<&str>) -> Response {
                 "Rate limit exceeded; retry after the time in Retry-After",
                 true,
             );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             return response;
         }
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -378,10 +314,7 @@ async fn notifications(sim: &Simulator, raw_query: Option<&str>) -> Response {
         tokio::time::sleep(delay).await;
     }
 
-    let number = inner
-        .notification_requests
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        + 1;
+    let number = inner.notification_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     let hook = lock(&inner.hook).clone();
     if let Some(hook) = hook {
         let info = RequestInfo {
@@ -501,9 +434,7 @@ fn churn_one(sim: &Simulator, query: &Query) {
     let created = lo + lock(&inner.faults).below((hi - lo) as u64) as i64;
     // Content keys far beyond any stream index (2^40), so churned items never equal stream
     // items, and small enough that every number in them stays exact as a double.
-    let n = inner
-        .churn_seq
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let n = inner.churn_seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let key = (1u64 << 40) + n;
     let mut text = String::new();
     write_notification(inner.stream.seed, key, subject, created, None, &mut text);
@@ -559,12 +490,7 @@ mod tests {
         assert_eq!(q.subscriptions, ["a", "b", "c"]);
         assert_eq!(q.push_statuses, ["FAILED", "PENDING"]);
         assert_eq!((q.offset, q.limit), (5, 1000));
-        let q = parse_query(
-            Some("start=2026-11-20T00:00:00Z&end=2026-11-20T00:00:00Z"),
-            200,
-            1000,
-        )
-        .unwrap();
+        let q = parse_query(Some("start=2026-11-20T00:00:00Z&end=2026-11-20T00:00:00Z"), 200, 1000).unwrap();
         assert_eq!((q.offset, q.limit, q.subject), (0, 200, None));
         // An unencoded `+` in an offset decodes to a space and is refused, as a form
         // decoding server would.
@@ -587,13 +513,6 @@ mod tests {
         ] {
             assert!(parse_query(bad, 200, 1000).is_err(), "{bad:?}");
         }
-        assert!(
-            parse_query(
-                Some("start=2026-11-20T00:00:00%2B01:00&end=2026-11-21T00:00:00Z"),
-                200,
-                1000
-            )
-            .is_ok()
-        );
+        assert!(parse_query(Some("start=2026-11-20T00:00:00%2B01:00&end=2026-11-21T00:00:00Z"), 200, 1000).is_ok());
     }
 }

@@ -13,7 +13,6 @@
 //!   delivered on their first attempt.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Sink, SinkError};
 use crate::config::DeliveryConfig;
+pub use crate::metrics::SinkCounters;
 use crate::store::StoreHandle;
 
 /// How long a lease holds before another process may take the row over.
@@ -53,20 +53,9 @@ impl DeliverySettings {
     /// Delay before attempt `attempts + 1`: exponential, capped, with jitter in
     /// [half, full] so a recovering receiver is not hit by every row at once.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let base = self
-            .backoff_initial
-            .saturating_mul(1u32 << attempts.min(20))
-            .min(self.backoff_max);
+        let base = self.backoff_initial.saturating_mul(1u32 << attempts.min(20)).min(self.backoff_max);
         base.mul_f64(0.5 + rand::random::<f64>() / 2.0)
     }
-}
-
-/// Counters of one sink, read by the metrics.
-#[derive(Debug, Default)]
-pub struct SinkCounters {
-    pub delivered: AtomicU64,
-    pub failures: AtomicU64,
-    pub dead_letters: AtomicU64,
 }
 
 /// A running sink and its counters.
@@ -79,11 +68,7 @@ pub struct ActiveSink {
 /// This process's lease owner id: pid and process start time, so a later process can tell
 /// whether the owner of a lease is still alive.
 pub fn owner_id() -> String {
-    format!(
-        "pid:{}:{}",
-        std::process::id(),
-        process_start_ticks(std::process::id()).unwrap_or(0)
-    )
+    format!("pid:{}:{}", std::process::id(), process_start_ticks(std::process::id()).unwrap_or(0))
 }
 
 /// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks since boot.
@@ -97,11 +82,7 @@ fn process_start_ticks(pid: u32) -> Option<u64> {
 /// Whether the process that wrote `owner` is still running.
 pub fn owner_alive(owner: &str) -> bool {
     let mut parts = owner.split(':');
-    match (
-        parts.next(),
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-        parts.next(),
-    ) {
+    match (parts.next(), parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next()) {
         (Some("pid"), Some(pid), Some(start)) => {
             process_start_ticks(pid).map(|t| t.to_string()).as_deref() == Some(start)
         }
@@ -169,35 +150,21 @@ impl Dispatcher {
     pub async fn deliver_once(&self) -> Result<usize, crate::store::StoreError> {
         let name = self.sink.name();
         let now = Utc::now().timestamp_millis();
-        let batch = self
-            .store
-            .lease(
-                name,
-                &self.owner,
-                self.sink.max_batch(),
-                LEASE.as_millis() as i64,
-                now,
-            )
-            .await?;
+        let batch = self.store.lease(name, &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64, now).await?;
         if batch.is_empty() {
             return Ok(0);
         }
         let outcomes = self.sink.deliver(&batch).await;
         let mut delivered = Vec::with_capacity(batch.len());
-        for (item, outcome) in batch
-            .iter()
-            .zip(
-                outcomes
-                    .into_iter()
-                    .chain(std::iter::repeat(Err(SinkError::Retryable(
-                        "the sink returned no outcome for this record".into(),
-                    )))),
-            )
+        for (item, outcome) in
+            batch.iter().zip(outcomes.into_iter().chain(std::iter::repeat(Err(SinkError::Retryable(
+                "the sink returned no outcome for this record".into(),
+            )))))
         {
             match outcome {
                 Ok(()) => delivered.push(item.seq),
                 Err(err) => {
-                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    self.counters.failures.inc();
                     let attempts = item.attempts.saturating_add(1);
                     let age = Duration::from_millis((now - item.enqueued_ms).max(0) as u64);
                     let give_up = match &err {
@@ -208,25 +175,18 @@ impl Dispatcher {
                     };
                     if give_up {
                         tracing::warn!(sink = %name, id = %item.id, attempts, error = %err, "delivery failed for good: dead letter (see `cen-poller dead-letters`)");
-                        self.store
-                            .dead_letter(item.seq, &self.owner, &err.to_string())
-                            .await?;
-                        self.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        self.store.dead_letter(item.seq, &self.owner, &err.to_string()).await?;
                     } else {
                         let next = now + self.settings.backoff(attempts).as_millis() as i64;
                         tracing::debug!(sink = %name, id = %item.id, attempts, error = %err, "delivery failed; will retry");
-                        self.store
-                            .retry_later(item.seq, &self.owner, &err.to_string(), next)
-                            .await?;
+                        self.store.retry_later(item.seq, &self.owner, &err.to_string(), next).await?;
                     }
                 }
             }
         }
         if !delivered.is_empty() {
             self.store.ack(&self.owner, delivered.clone()).await?;
-            self.counters
-                .delivered
-                .fetch_add(delivered.len() as u64, Ordering::Relaxed);
+            self.counters.delivered.inc_by(delivered.len() as u64);
         }
         Ok(batch.len())
     }
@@ -257,9 +217,6 @@ mod tests {
     fn owners_of_this_process_are_alive_and_made_up_ones_are_not() {
         assert!(owner_alive(&owner_id()));
         assert!(!owner_alive("pid:999999999:1"));
-        assert!(
-            !owner_alive(&format!("pid:{}:1", std::process::id())),
-            "same pid, other start: pid reused"
-        );
+        assert!(!owner_alive(&format!("pid:{}:1", std::process::id())), "same pid, other start: pid reused");
     }
 }

@@ -39,16 +39,11 @@ impl FileSink {
             buf.extend_from_slice(item.record.as_bytes());
             buf.push(b'\n');
         }
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| SinkError::Retryable("file sink lock poisoned".into()))?;
+        let mut file = self.file.lock().map_err(|_| SinkError::Retryable("file sink lock poisoned".into()))?;
         if self.reopen.swap(false, Ordering::AcqRel) {
             *file = open_append(&self.path).map_err(SinkError::Retryable)?;
         }
-        let fail = |what: &str, e: std::io::Error| {
-            SinkError::Retryable(format!("{what} {}: {e}", self.path.display()))
-        };
+        let fail = |what: &str, e: std::io::Error| SinkError::Retryable(format!("{what} {}: {e}", self.path.display()));
         file.write_all(&buf).map_err(|e| fail("cannot write", e))?;
         file.sync_data().map_err(|e| fail("cannot fsync", e))
     }
@@ -56,8 +51,7 @@ impl FileSink {
 
 fn open_append(path: &Path) -> Result<File, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
     OpenOptions::new()
         .create(true)

@@ -48,9 +48,9 @@ pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Si
         .iter()
         .map(|s| -> Result<std::sync::Arc<dyn Sink>, String> {
             match s {
-                SinkConfig::File { name, path, .. } => Ok(std::sync::Arc::new(
-                    file::FileSink::open(name, &config.resolve(path))?,
-                )),
+                SinkConfig::File { name, path, .. } => {
+                    Ok(std::sync::Arc::new(file::FileSink::open(name, &config.resolve(path))?))
+                }
                 other => Err(format!(
                     "sink {:?}: type {} is not available in this build yet",
                     other.name(),

@@ -168,15 +168,11 @@ impl Store {
         if let Some(bad) = batch.iter().find(|n| !SOURCES.contains(&n.source)) {
             return Err(StoreError::InvalidInput {
                 op: "accept",
-                detail: format!(
-                    "notification {} has source {:?}; expected one of {SOURCES:?}",
-                    bad.id, bad.source
-                ),
+                detail: format!("notification {} has source {:?}; expected one of {SOURCES:?}", bad.id, bad.source),
             });
         }
         let recovered = push_configured && via != Via::Push;
-        accept_tx(&mut self.conn, batch, via, recovered, routes, now_ms)
-            .map_err(|e| self.fail("accept", e))
+        accept_tx(&mut self.conn, batch, via, recovered, routes, now_ms).map_err(|e| self.fail("accept", e))
     }
 
     /// The poll watermark (epoch milliseconds), or `None` on a new database.
@@ -204,11 +200,9 @@ impl Store {
         subscription_names: &[String],
     ) -> Result<u64, StoreError> {
         let result = if subscription_names.is_empty() {
-            self.conn.prepare_cached(COUNT_CREATED).and_then(|mut st| {
-                st.query_row(params![source, start_ms, end_ms], |row| {
-                    row.get::<_, i64>(0)
-                })
-            })
+            self.conn
+                .prepare_cached(COUNT_CREATED)
+                .and_then(|mut st| st.query_row(params![source, start_ms, end_ms], |row| row.get::<_, i64>(0)))
         } else {
             let mut names = String::from("[");
             for (i, name) in subscription_names.iter().enumerate() {
@@ -220,15 +214,9 @@ impl Store {
             names.push(']');
             self.conn
                 .prepare_cached(COUNT_CREATED_FILTERED)
-                .and_then(|mut st| {
-                    st.query_row(params![source, start_ms, end_ms, names], |row| {
-                        row.get::<_, i64>(0)
-                    })
-                })
+                .and_then(|mut st| st.query_row(params![source, start_ms, end_ms, names], |row| row.get::<_, i64>(0)))
         };
-        result
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(|e| self.fail("count stored notifications", e))
+        result.map(|n| u64::try_from(n).unwrap_or(0)).map_err(|e| self.fail("count stored notifications", e))
     }
 }
 
@@ -241,10 +229,7 @@ fn accept_tx(
     now_ms: i64,
 ) -> rusqlite::Result<Accepted> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut out = Accepted {
-        new_ids: Vec::with_capacity(batch.len()),
-        ..Accepted::default()
-    };
+    let mut out = Accepted { new_ids: Vec::with_capacity(batch.len()), ..Accepted::default() };
     {
         let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
         let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;

@@ -18,10 +18,7 @@ pub enum StoreError {
          [state] path to a writable location",
         .dir.display()
     )]
-    CreateDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { dir: PathBuf, source: std::io::Error },
 
     /// SQLite could not open (or create) the file.
     #[error(
@@ -38,11 +35,7 @@ pub enum StoreError {
          ReadWritePaths=)",
         .path.display()
     )]
-    ReadOnly {
-        path: PathBuf,
-        op: &'static str,
-        detail: String,
-    },
+    ReadOnly { path: PathBuf, op: &'static str, detail: String },
 
     /// The filesystem is full; the transaction was rolled back.
     #[error(
@@ -69,11 +62,7 @@ pub enum StoreError {
          file aside to start afresh (the poller then re-reads the API's retention window)",
         .path.display()
     )]
-    Corrupt {
-        path: PathBuf,
-        op: &'static str,
-        detail: String,
-    },
+    Corrupt { path: PathBuf, op: &'static str, detail: String },
 
     /// The schema version is newer than this binary understands.
     #[error(
@@ -82,11 +71,7 @@ pub enum StoreError {
          [state] path at another file",
         .path.display()
     )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
+    TooNew { path: PathBuf, found: i64, supported: i64 },
 
     /// WAL journaling could not be enabled (G4 depends on it).
     #[error(
@@ -102,11 +87,7 @@ pub enum StoreError {
          log",
         .path.display()
     )]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        detail: String,
-    },
+    Io { path: PathBuf, op: &'static str, detail: String },
 
     /// The caller passed something the store refuses to write (a programming error, caught
     /// before anything is written).
@@ -115,11 +96,7 @@ pub enum StoreError {
 
     /// Any other SQLite failure.
     #[error("state database {}: {op} failed: {cause}", .path.display())]
-    Sqlite {
-        path: PathBuf,
-        op: &'static str,
-        cause: rusqlite::Error,
-    },
+    Sqlite { path: PathBuf, op: &'static str, cause: rusqlite::Error },
 }
 
 impl StoreError {
@@ -127,10 +104,7 @@ impl StoreError {
     /// configuration (a lock held by another process, a full disk being cleaned up, an I/O
     /// hiccup). Push requests answer `503` either way; this helps the log and the backoff.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Locked { .. } | StoreError::DiskFull { .. } | StoreError::Io { .. }
-        )
+        matches!(self, StoreError::Locked { .. } | StoreError::DiskFull { .. } | StoreError::Io { .. })
     }
 }
 
@@ -139,16 +113,10 @@ pub(super) fn classify(path: &Path, op: &'static str, e: rusqlite::Error) -> Sto
     let path = path.to_path_buf();
     let detail = e.to_string();
     match e.sqlite_error_code() {
-        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
-            StoreError::ReadOnly { path, op, detail }
-        }
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => StoreError::ReadOnly { path, op, detail },
         Some(ErrorCode::DiskFull) => StoreError::DiskFull { path, op },
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Locked { path, op }
-        }
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-            StoreError::Corrupt { path, op, detail }
-        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked { path, op },
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt { path, op, detail },
         Some(ErrorCode::CannotOpen) => StoreError::CannotOpen { path, detail },
         Some(ErrorCode::SystemIoFailure) => StoreError::Io { path, op, detail },
         _ => StoreError::Sqlite { path, op, cause: e },

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use super::{Accepted, DeadLetter, Incoming, Leased, Route, Store, StoreError, Via};
 use crate::cen::notification::Notification;
+use crate::metrics::{Metrics, ReceivedLabels, SubjectLabels, ViaLabels};
 
 /// A cloneable handle on the process's store connection.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     store: Mutex<Store>,
     routes: RwLock<Arc<Vec<Route>>>,
     outbox: Notify,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -36,17 +38,25 @@ impl std::fmt::Debug for StoreHandle {
 impl StoreHandle {
     /// Opens the database at `path` (see [`Store::open`]).
     pub fn open(path: &Path, routes: Vec<Route>) -> Result<StoreHandle, StoreError> {
-        Ok(Self::new(Store::open(path)?, routes))
+        Ok(Self::new(Store::open(path)?, routes, Arc::new(Metrics::new())))
     }
 
-    pub fn new(store: Store, routes: Vec<Route>) -> StoreHandle {
+    /// `metrics` counts every accepted batch: the one place push, pull, backfill and VGS
+    /// all go through.
+    pub fn new(store: Store, routes: Vec<Route>, metrics: Arc<Metrics>) -> StoreHandle {
         StoreHandle {
             inner: Arc::new(Inner {
                 store: Mutex::new(store),
                 routes: RwLock::new(Arc::new(routes)),
                 outbox: Notify::new(),
+                metrics,
             }),
         }
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Replaces the routing table (SIGHUP with changed sinks). Rows already queued stay.
@@ -67,18 +77,12 @@ impl StoreHandle {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut store = inner
-                .store
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut store = inner.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&mut store)
         })
         .await
         .unwrap_or_else(|e| {
-            Err(StoreError::InvalidInput {
-                op: "store call",
-                detail: format!("the store task failed: {e}"),
-            })
+            Err(StoreError::InvalidInput { op: "store call", detail: format!("the store task failed: {e}") })
         })
     }
 
@@ -93,19 +97,31 @@ impl StoreHandle {
         let accepted = self
             .call(move |s| {
                 let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
-                s.accept(
-                    &incoming,
-                    via,
-                    push_configured,
-                    &routes,
-                    Utc::now().timestamp_millis(),
-                )
+                s.accept(&incoming, via, push_configured, &routes, Utc::now().timestamp_millis())
             })
             .await?;
+        self.accepted(super::SOURCE_CEN, via, &accepted);
+        Ok(accepted)
+    }
+
+    /// Counts an accepted batch and wakes the dispatchers.
+    pub fn accepted(&self, source: &str, via: Via, accepted: &Accepted) {
+        let m = &self.inner.metrics;
+        for (subject, n) in &accepted.new_by_subject {
+            let labels = ReceivedLabels { source: source.into(), via: via.as_str().into(), subject: subject.clone() };
+            m.received.get_or_create(&labels).inc_by(*n as u64);
+            // A batch has one path: when any is recovered, all of its new ones are.
+            if accepted.recovered > 0 {
+                m.recovered_by_pull.get_or_create(&SubjectLabels { subject: subject.clone() }).inc_by(*n as u64);
+            }
+        }
+        if accepted.duplicates > 0 {
+            let labels = ViaLabels { source: source.into(), via: via.as_str().into() };
+            m.duplicates.get_or_create(&labels).inc_by(accepted.duplicates as u64);
+        }
         if accepted.enqueued > 0 {
             self.inner.outbox.notify_waiters();
         }
-        Ok(accepted)
     }
 
     /// Resolves when rows were queued by this process (other processes' rows are found by
@@ -134,8 +150,7 @@ impl StoreHandle {
         end_ms: i64,
         subscriptions: Vec<String>,
     ) -> Result<u64, StoreError> {
-        self.call(move |s| s.count_created(source, start_ms, end_ms, &subscriptions))
-            .await
+        self.call(move |s| s.count_created(source, start_ms, end_ms, &subscriptions)).await
     }
 
     pub async fn lease(
@@ -147,8 +162,7 @@ impl StoreHandle {
         now_ms: i64,
     ) -> Result<Vec<Leased>, StoreError> {
         let (sink, owner) = (sink.to_owned(), owner.to_owned());
-        self.call(move |s| s.lease(&sink, &owner, max, lease_ms, now_ms))
-            .await
+        self.call(move |s| s.lease(&sink, &owner, max, lease_ms, now_ms)).await
     }
 
     pub async fn ack(&self, owner: &str, seqs: Vec<i64>) -> Result<usize, StoreError> {
@@ -164,20 +178,12 @@ impl StoreHandle {
         next_attempt_ms: i64,
     ) -> Result<(), StoreError> {
         let (owner, error) = (owner.to_owned(), error.to_owned());
-        self.call(move |s| {
-            s.retry_later(seq, &owner, &error, next_attempt_ms)
-                .map(drop)
-        })
-        .await
+        self.call(move |s| s.retry_later(seq, &owner, &error, next_attempt_ms).map(drop)).await
     }
 
     pub async fn dead_letter(&self, seq: i64, owner: &str, error: &str) -> Result<(), StoreError> {
         let (owner, error) = (owner.to_owned(), error.to_owned());
-        self.call(move |s| {
-            s.dead_letter(seq, &owner, &error, Utc::now().timestamp_millis())
-                .map(drop)
-        })
-        .await
+        self.call(move |s| s.dead_letter(seq, &owner, &error, Utc::now().timestamp_millis()).map(drop)).await
     }
 
     pub async fn release(&self, owner: &str) -> Result<usize, StoreError> {
@@ -193,12 +199,7 @@ impl StoreHandle {
         self.call(|s| s.backlog()).await
     }
 
-    pub async fn dead_letters(
-        &self,
-        sink: Option<String>,
-        id: Option<String>,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        self.call(move |s| s.dead_letters(sink.as_deref(), id.as_deref()))
-            .await
+    pub async fn dead_letters(&self, sink: Option<String>, id: Option<String>) -> Result<Vec<DeadLetter>, StoreError> {
+        self.call(move |s| s.dead_letters(sink.as_deref(), id.as_deref())).await
     }
 }

@@ -61,30 +61,17 @@ impl Store {
     pub fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError> {
         let mut deleted = 0;
         for source in SOURCES {
-            for_each_slice(
-                &mut self.conn,
-                source,
-                i64::MIN,
-                before_ms,
-                PRUNE_SLICE_MS,
-                |conn, lo, hi| {
-                    loop {
-                        let n = write_tx(conn, |tx| {
-                            tx.prepare_cached(PRUNE_CHUNK_DELETE)?.execute(params![
-                                source,
-                                lo,
-                                hi,
-                                before_ms,
-                                PRUNE_CHUNK
-                            ])
-                        })?;
-                        deleted += n;
-                        if i64::try_from(n).unwrap_or(i64::MAX) < PRUNE_CHUNK {
-                            return Ok(());
-                        }
+            for_each_slice(&mut self.conn, source, i64::MIN, before_ms, PRUNE_SLICE_MS, |conn, lo, hi| {
+                loop {
+                    let n = write_tx(conn, |tx| {
+                        tx.prepare_cached(PRUNE_CHUNK_DELETE)?.execute(params![source, lo, hi, before_ms, PRUNE_CHUNK])
+                    })?;
+                    deleted += n;
+                    if i64::try_from(n).unwrap_or(i64::MAX) < PRUNE_CHUNK {
+                        return Ok(());
                     }
-                },
-            )
+                }
+            })
             .map_err(|e| self.fail("prune old notifications", e))?;
         }
         Ok(deleted)
@@ -129,10 +116,8 @@ pub(super) fn for_each_slice(
     let slice_ms = slice_ms.max(1);
     let mut from = start;
     while from < end {
-        let first: Option<i64> = conn
-            .prepare_cached(FIRST_CREATED)?
-            .query_row(params![source, from, end], |row| row.get(0))
-            .optional()?;
+        let first: Option<i64> =
+            conn.prepare_cached(FIRST_CREATED)?.query_row(params![source, from, end], |row| row.get(0)).optional()?;
         let Some(lo) = first else { break };
         // lo < end, so hi > lo and the walk always advances.
         let hi = lo.saturating_add(slice_ms).min(end);

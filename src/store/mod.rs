@@ -80,33 +80,21 @@ impl Store {
     /// database, is not writable, or cannot use WAL journaling.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { dir: dir.to_path_buf(), source })?;
         }
         create_private(path);
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| error::classify(path, "open", e))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| error::classify(path, "open", e))?;
         // SQLite quietly falls back to read-only when the file is write-protected; say so
         // now rather than on the first push.
-        if conn
-            .is_readonly(rusqlite::MAIN_DB)
-            .map_err(|e| error::classify(path, "open", e))?
-        {
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| error::classify(path, "open", e))? {
             return Err(StoreError::ReadOnly {
                 path: path.to_path_buf(),
                 op: "open",
                 detail: "the file is not writable".into(),
             });
         }
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let mut store = Store { conn, path: path.to_path_buf() };
         store.configure(true)?;
         Ok(store)
     }
@@ -127,17 +115,12 @@ impl Store {
     }
 
     fn configure(&mut self, wal: bool) -> Result<(), StoreError> {
-        self.conn
-            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        self.conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // First, so that the pragmas and migrations below wait for another process's lock.
-        self.conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| self.fail("configure", e))?;
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.fail("configure", e))?;
         // Only takes effect while the file is still empty (a new database): rows are ~1.5 KB
         // of JSON, and 8 KiB pages cut the page writes per batch (measured ~15% faster accept).
-        self.conn
-            .pragma_update(None, "page_size", 8192)
-            .map_err(|e| self.fail("configure", e))?;
+        self.conn.pragma_update(None, "page_size", 8192).map_err(|e| self.fail("configure", e))?;
         if wal {
             // Readers never block the writer and vice versa, and a commit is one append
             // to the WAL (G4 with synchronous=FULL below).
@@ -146,10 +129,7 @@ impl Store {
                 .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
                 .map_err(|e| self.fail("enable WAL", e))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::NoWal {
-                    path: self.path.clone(),
-                    mode,
-                });
+                return Err(StoreError::NoWal { path: self.path.clone(), mode });
             }
         }
         let pragmas = [
@@ -164,17 +144,13 @@ impl Store {
             ("journal_size_limit", "67108864"),
         ];
         for (name, value) in pragmas {
-            self.conn
-                .pragma_update(None, name, value)
-                .map_err(|e| self.fail("configure", e))?;
+            self.conn.pragma_update(None, name, value).map_err(|e| self.fail("configure", e))?;
         }
         match migrations::migrate(&mut self.conn).map_err(|e| self.fail("migrate", e))? {
             migrations::Outcome::UpToDate => Ok(()),
-            migrations::Outcome::TooNew(found) => Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found,
-                supported: migrations::CURRENT,
-            }),
+            migrations::Outcome::TooNew(found) => {
+                Err(StoreError::TooNew { path: self.path.clone(), found, supported: migrations::CURRENT })
+            }
         }
     }
 
@@ -186,6 +162,17 @@ impl Store {
     }
 
     /// Turns a SQLite failure into an operator-facing error naming this file.
+    /// Proves the database takes writes now (for `/readyz`): one tiny committed write, so
+    /// a full disk, a read-only remount or a lock held by a stuck process shows up.
+    pub fn check_writable(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        outbox::write_tx(&mut self.conn, |tx| {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_write_check_ms', ?1)")?
+                .execute([now_ms])
+        })
+        .map(drop)
+        .map_err(|e| self.fail("check that the database is writable", e))
+    }
+
     fn fail(&self, op: &'static str, e: rusqlite::Error) -> StoreError {
         error::classify(&self.path, op, e)
     }

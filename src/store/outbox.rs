@@ -159,8 +159,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let until = now_ms.saturating_add(lease_ms.max(0));
-        lease_tx(&mut self.conn, sink, owner, max, until, now_ms)
-            .map_err(|e| self.fail("lease outbox rows", e))
+        lease_tx(&mut self.conn, sink, owner, max, until, now_ms).map_err(|e| self.fail("lease outbox rows", e))
     }
 
     /// Removes delivered rows. Only rows still leased by `owner` are removed; returns how
@@ -184,8 +183,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let error = truncate(error, MAX_ERROR_BYTES);
         write_tx(&mut self.conn, |tx| {
-            tx.prepare_cached(RETRY_LATER)?
-                .execute(params![seq, owner, next_attempt_ms, error])
+            tx.prepare_cached(RETRY_LATER)?.execute(params![seq, owner, next_attempt_ms, error])
         })
         .map(|n| n > 0)
         .map_err(|e| self.fail("reschedule a delivery", e))
@@ -194,18 +192,10 @@ impl Store {
     /// Gives up on a leased row after a failed attempt: moves it to `dead_letters` (with
     /// `attempts + 1`, `error` and `dead_ms = now_ms`), in one transaction. Returns false
     /// when the row is no longer leased by `owner`.
-    pub fn dead_letter(
-        &mut self,
-        seq: i64,
-        owner: &str,
-        error: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    pub fn dead_letter(&mut self, seq: i64, owner: &str, error: &str, now_ms: i64) -> Result<bool, StoreError> {
         let error = truncate(error, MAX_ERROR_BYTES);
         write_tx(&mut self.conn, |tx| {
-            let moved = tx
-                .prepare_cached(DEAD_LETTER_INSERT)?
-                .execute(params![seq, owner, now_ms, error])?;
+            let moved = tx.prepare_cached(DEAD_LETTER_INSERT)?.execute(params![seq, owner, now_ms, error])?;
             if moved == 0 {
                 return Ok(false);
             }
@@ -238,11 +228,7 @@ impl Store {
     }
 
     /// The dead letters, optionally only one sink's and/or one notification's, oldest first.
-    pub fn dead_letters(
-        &self,
-        sink: Option<&str>,
-        id: Option<&str>,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
+    pub fn dead_letters(&self, sink: Option<&str>, id: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
         let read = || -> rusqlite::Result<Vec<DeadLetter>> {
             let mut st = self.conn.prepare_cached(DEAD_LETTERS_LIST)?;
             let rows = st.query_map(params![sink, id], |row| {
@@ -271,10 +257,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<usize, StoreError> {
         write_tx(&mut self.conn, |tx| {
-            tx.prepare_cached(DEAD_LETTERS_REQUEUE)?
-                .execute(params![sink, id, now_ms])?;
-            tx.prepare_cached(DEAD_LETTERS_DELETE)?
-                .execute(params![sink, id])
+            tx.prepare_cached(DEAD_LETTERS_REQUEUE)?.execute(params![sink, id, now_ms])?;
+            tx.prepare_cached(DEAD_LETTERS_DELETE)?.execute(params![sink, id])
         })
         .map_err(|e| self.fail("retry dead letters", e))
     }
@@ -304,20 +288,12 @@ impl Store {
         };
         let mut queued = 0;
         for source in SOURCES {
-            for_each_slice(
-                &mut self.conn,
-                source,
-                start_ms,
-                end_ms,
-                REPLAY_SLICE_MS,
-                |conn, lo, hi| {
-                    queued += write_tx(conn, |tx| {
-                        tx.prepare_cached(REPLAY_INSERT)?
-                            .execute(params![route.sink, source, lo, hi, now_ms, subjects])
-                    })?;
-                    Ok(())
-                },
-            )
+            for_each_slice(&mut self.conn, source, start_ms, end_ms, REPLAY_SLICE_MS, |conn, lo, hi| {
+                queued += write_tx(conn, |tx| {
+                    tx.prepare_cached(REPLAY_INSERT)?.execute(params![route.sink, source, lo, hi, now_ms, subjects])
+                })?;
+                Ok(())
+            })
             .map_err(|e| self.fail("queue a replay", e))?;
         }
         Ok(queued)
@@ -348,12 +324,7 @@ impl Store {
 
     fn per_sink_counts(&self, sql: &str) -> rusqlite::Result<Vec<(String, u64)>> {
         let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-            ))
-        })?;
+        let rows = st.query_map([], |row| Ok((row.get(0)?, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0))))?;
         rows.collect()
     }
 }

@@ -60,17 +60,11 @@ fn views<'a>(items: &[&'a Owned]) -> Vec<Incoming<'a>> {
 }
 
 fn all(sink: &str) -> Route {
-    Route {
-        sink: sink.into(),
-        subjects: vec![],
-    }
+    Route { sink: sink.into(), subjects: vec![] }
 }
 
 fn only(sink: &str, subjects: &[&str]) -> Route {
-    Route {
-        sink: sink.into(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-    }
+    Route { sink: sink.into(), subjects: subjects.iter().map(|s| s.to_string()).collect() }
 }
 
 fn temp() -> (tempfile::TempDir, PathBuf) {
@@ -86,17 +80,11 @@ fn open_temp() -> (tempfile::TempDir, Store) {
 }
 
 fn row_count(store: &Store, table: &str) -> i64 {
-    store
-        .conn
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
+    store.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
 }
 
 fn query_plan(store: &Store, sql: &str) -> String {
-    let mut st = store
-        .conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .unwrap();
+    let mut st = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
     rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
 }
@@ -107,25 +95,13 @@ fn open_creates_the_directory_migrates_and_reopens() {
     let store = Store::open(&path).unwrap();
     assert!(path.exists());
     assert_eq!(store.schema_version().unwrap(), migrations::CURRENT);
-    let mode: String = store
-        .conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = store
-        .conn
-        .query_row("PRAGMA synchronous", [], |r| r.get(0))
-        .unwrap();
+    let sync: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
     assert_eq!(sync, 2, "FULL");
-    let fk: i64 = store
-        .conn
-        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-        .unwrap();
+    let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
     assert_eq!(fk, 1);
-    let page: i64 = store
-        .conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .unwrap();
+    let page: i64 = store.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
     assert_eq!(page, 8192);
     drop(store);
     let again = Store::open(&path).unwrap();
@@ -142,20 +118,14 @@ fn open_creates_the_directory_migrates_and_reopens() {
 fn a_newer_schema_is_refused_naming_both_versions() {
     let (_dir, path) = temp();
     drop(Store::open(&path).unwrap());
-    Connection::open(&path)
-        .unwrap()
-        .pragma_update(None, "user_version", 99)
-        .unwrap();
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(
         matches!(err, StoreError::TooNew { found: 99, supported, .. } if supported == migrations::CURRENT),
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(
-        msg.contains("99") && msg.contains(&path.display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains("99") && msg.contains(&path.display().to_string()), "{msg}");
 }
 
 #[test]
@@ -180,9 +150,7 @@ fn a_directory_in_place_of_the_file_is_refused() {
 fn in_memory_store_has_the_schema() {
     let mut store = Store::open_in_memory().unwrap();
     let a = Owned::new("a", "CLEARING", None, T0);
-    let got = store
-        .accept(&[a.incoming()], Via::Push, true, &[all("x")], T0)
-        .unwrap();
+    let got = store.accept(&[a.incoming()], Via::Push, true, &[all("x")], T0).unwrap();
     assert_eq!(got.new, 1);
 }
 
@@ -194,35 +162,21 @@ fn accept_dedupes_within_a_batch_across_batches_and_across_paths() {
     let c = Owned::new("c", "CLEARING", None, T0 + 2);
     let routes = [all("archive")];
 
-    let first = store
-        .accept(&views(&[&a, &b, &a]), Via::Push, true, &routes, T0 + 10)
-        .unwrap();
+    let first = store.accept(&views(&[&a, &b, &a]), Via::Push, true, &routes, T0 + 10).unwrap();
     assert_eq!((first.new, first.duplicates), (2, 1));
     assert_eq!(first.new_ids, ["a", "b"]);
-    assert_eq!(
-        first.new_by_subject,
-        [
-            ("CLEARING".to_string(), 1),
-            ("PAYMENT_UPDATE".to_string(), 1)
-        ]
-    );
+    assert_eq!(first.new_by_subject, [("CLEARING".to_string(), 1), ("PAYMENT_UPDATE".to_string(), 1)]);
     assert_eq!(first.enqueued, 2);
     assert_eq!(first.recovered, 0);
 
     // The pull copy of `a` differs in pushStatus but has the same id: one row, one duplicate.
     let mut a_pulled = Owned::new("a", "CLEARING", Some("ops"), T0);
-    a_pulled.json = a_pulled
-        .json
-        .replacen('{', "{\"pushStatus\":\"DELIVERED\",", 1);
-    let second = store
-        .accept(&views(&[&a_pulled, &c]), Via::Pull, true, &routes, T0 + 20)
-        .unwrap();
+    a_pulled.json = a_pulled.json.replacen('{', "{\"pushStatus\":\"DELIVERED\",", 1);
+    let second = store.accept(&views(&[&a_pulled, &c]), Via::Pull, true, &routes, T0 + 20).unwrap();
     assert_eq!((second.new, second.duplicates), (1, 1));
     assert_eq!(second.new_ids, ["c"]);
 
-    let third = store
-        .accept(&views(&[&a, &b, &c]), Via::Backfill, true, &routes, T0 + 30)
-        .unwrap();
+    let third = store.accept(&views(&[&a, &b, &c]), Via::Backfill, true, &routes, T0 + 30).unwrap();
     assert_eq!((third.new, third.duplicates), (0, 3));
     assert!(third.new_ids.is_empty());
 
@@ -231,18 +185,13 @@ fn accept_dedupes_within_a_batch_across_batches_and_across_paths() {
     // The first copy wins: path, first-seen time and text.
     let (via, seen, json): (String, i64, String) = store
         .conn
-        .query_row(
-            "SELECT received_via, first_seen_ms, json FROM notifications WHERE id = 'a'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query_row("SELECT received_via, first_seen_ms, json FROM notifications WHERE id = 'a'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .unwrap();
     assert_eq!((via.as_str(), seen), ("push", T0 + 10));
     assert_eq!(json, a.json);
-    assert_eq!(
-        store.accept(&[], Via::Pull, true, &routes, T0).unwrap(),
-        Accepted::default()
-    );
+    assert_eq!(store.accept(&[], Via::Pull, true, &routes, T0).unwrap(), Accepted::default());
 }
 
 #[test]
@@ -258,64 +207,31 @@ fn routes_filter_by_subject() {
         only("erp", &["CLEARING"]),
         only("nobody", &["TOKEN_LIFECYCLE_EVENT"]),
     ];
-    let got = store
-        .accept(&views(&[&a, &b, &c]), Via::Push, true, &routes, T0)
-        .unwrap();
+    let got = store.accept(&views(&[&a, &b, &c]), Via::Push, true, &routes, T0).unwrap();
     assert_eq!(got.enqueued, 5);
-    assert_eq!(
-        store.backlog().unwrap(),
-        [("archive".to_string(), 3), ("erp".to_string(), 2)]
-    );
+    assert_eq!(store.backlog().unwrap(), [("archive".to_string(), 3), ("erp".to_string(), 2)]);
 }
 
 #[test]
 fn recovered_counts_only_pull_and_backfill_while_push_is_configured() {
     let (_dir, mut store) = open_temp();
-    let items: Vec<Owned> = (0..6)
-        .map(|i| Owned::new(&format!("n{i}"), "CLEARING", None, T0 + i))
-        .collect();
+    let items: Vec<Owned> = (0..6).map(|i| Owned::new(&format!("n{i}"), "CLEARING", None, T0 + i)).collect();
     let r = [all("s")];
-    let push = store
-        .accept(&views(&[&items[0]]), Via::Push, true, &r, T0)
-        .unwrap();
-    let pull = store
-        .accept(&views(&[&items[1], &items[2]]), Via::Pull, true, &r, T0)
-        .unwrap();
-    let backfill = store
-        .accept(&views(&[&items[3]]), Via::Backfill, true, &r, T0)
-        .unwrap();
-    let pull_only = store
-        .accept(&views(&[&items[4]]), Via::Pull, false, &r, T0)
-        .unwrap();
-    let dup = store
-        .accept(&views(&[&items[1]]), Via::Pull, true, &r, T0)
-        .unwrap();
+    let push = store.accept(&views(&[&items[0]]), Via::Push, true, &r, T0).unwrap();
+    let pull = store.accept(&views(&[&items[1], &items[2]]), Via::Pull, true, &r, T0).unwrap();
+    let backfill = store.accept(&views(&[&items[3]]), Via::Backfill, true, &r, T0).unwrap();
+    let pull_only = store.accept(&views(&[&items[4]]), Via::Pull, false, &r, T0).unwrap();
+    let dup = store.accept(&views(&[&items[1]]), Via::Pull, true, &r, T0).unwrap();
     assert_eq!(
-        [
-            push.recovered,
-            pull.recovered,
-            backfill.recovered,
-            pull_only.recovered,
-            dup.recovered
-        ],
+        [push.recovered, pull.recovered, backfill.recovered, pull_only.recovered, dup.recovered],
         [0, 2, 1, 0, 0]
     );
     let counts = store.counts_since(T0).unwrap();
-    let row = |via: &str| {
-        counts
-            .iter()
-            .find(|c| c.received_via == via)
-            .unwrap()
-            .clone()
-    };
+    let row = |via: &str| counts.iter().find(|c| c.received_via == via).unwrap().clone();
     assert_eq!((row("push").n, row("push").recovered), (1, 0));
     assert_eq!((row("pull").n, row("pull").recovered), (3, 2));
     assert_eq!((row("backfill").n, row("backfill").recovered), (1, 1));
-    assert!(
-        counts
-            .iter()
-            .all(|c| c.source == SOURCE_CEN && c.subject == "CLEARING")
-    );
+    assert!(counts.iter().all(|c| c.source == SOURCE_CEN && c.subject == "CLEARING"));
     assert!(store.counts_since(T0 + 100).unwrap().is_empty());
 }
 
@@ -325,19 +241,14 @@ fn a_source_outside_the_schema_is_refused_before_writing() {
     let a = Owned::new("a", "CLEARING", None, T0);
     let mut bad = a.incoming();
     bad.source = "elsewhere";
-    let err = store
-        .accept(&[a.incoming(), bad], Via::Push, true, &[all("s")], T0)
-        .unwrap_err();
+    let err = store.accept(&[a.incoming(), bad], Via::Push, true, &[all("s")], T0).unwrap_err();
     assert!(matches!(err, StoreError::InvalidInput { .. }), "{err:?}");
     assert_eq!(row_count(&store, "notifications"), 0);
     // VGS is a source.
     let event = Owned::new("vgs:evt_1", "cmp_au_card.updated", None, T0);
     let mut vgs = event.incoming();
     vgs.source = SOURCE_VGS;
-    assert_eq!(
-        store.accept(&[vgs], Via::Push, false, &[], T0).unwrap().new,
-        1
-    );
+    assert_eq!(store.accept(&[vgs], Via::Push, false, &[], T0).unwrap().new, 1);
 }
 
 #[test]
@@ -376,9 +287,7 @@ fn count_created_is_start_inclusive_end_exclusive_with_an_optional_filter() {
         Owned::new("e", "CLEARING", Some("ops"), T0 + 1000),
     ];
     let refs: Vec<&Owned> = items.iter().collect();
-    store
-        .accept(&views(&refs), Via::Pull, false, &[], T0)
-        .unwrap();
+    store.accept(&views(&refs), Via::Pull, false, &[], T0).unwrap();
     let count = |start, end, subs: &[&str]| {
         let subs: Vec<String> = subs.iter().map(|s| s.to_string()).collect();
         store.count_created(SOURCE_CEN, start, end, &subs).unwrap()
@@ -391,21 +300,15 @@ fn count_created_is_start_inclusive_end_exclusive_with_an_optional_filter() {
     assert_eq!(count(T0, T0 + 1000, &["ops", "fin"]), 2);
     assert_eq!(count(T0 - 1, T0 + 1001, &["ops"]), 3);
     assert_eq!(count(T0 - 1, T0 + 1001, &["nobody", "with \"quotes\""]), 0);
-    assert_eq!(
-        store.count_created(SOURCE_VGS, 0, i64::MAX, &[]).unwrap(),
-        0
-    );
+    assert_eq!(store.count_created(SOURCE_VGS, 0, i64::MAX, &[]).unwrap(), 0);
 }
 
 #[test]
 fn count_created_reads_only_the_index() {
     let (_dir, store) = open_temp();
     for sql in [accept::COUNT_CREATED, accept::COUNT_CREATED_FILTERED] {
-        let sql = sql
-            .replace("?1", "'mastercard-cen'")
-            .replace("?2", "0")
-            .replace("?3", "1")
-            .replace("?4", "'[\"ops\"]'");
+        let sql =
+            sql.replace("?1", "'mastercard-cen'").replace("?2", "0").replace("?3", "1").replace("?4", "'[\"ops\"]'");
         let plan = query_plan(&store, &sql);
         assert!(
             plan.contains("USING COVERING INDEX notifications_by_created (source=? AND created_ms>? AND created_ms<?)"),
@@ -417,35 +320,21 @@ fn count_created_reads_only_the_index() {
 #[test]
 fn leasing_walks_one_sinks_rows_in_order_without_sorting() {
     let (_dir, store) = open_temp();
-    let sql = outbox::LEASE_SELECT
-        .replace("?1", "'s'")
-        .replace("?2", "0")
-        .replace("?3", "10");
+    let sql = outbox::LEASE_SELECT.replace("?1", "'s'").replace("?2", "0").replace("?3", "10");
     let plan = query_plan(&store, &sql);
     assert!(plan.contains("outbox_by_sink (sink=?)"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-    let prune = maintenance::PRUNE_CHUNK_DELETE
-        .replace("?1", "'mastercard-cen'")
-        .replace("?5", "10")
-        .replace('?', "");
+    let prune = maintenance::PRUNE_CHUNK_DELETE.replace("?1", "'mastercard-cen'").replace("?5", "10").replace('?', "");
     let plan = query_plan(&store, &prune);
     assert!(plan.contains("notifications_by_created"), "{plan}");
-    assert!(
-        !plan.contains("SCAN n\n") && !plan.contains("SCAN o"),
-        "{plan}"
-    );
+    assert!(!plan.contains("SCAN n\n") && !plan.contains("SCAN o"), "{plan}");
 }
 
 /// Accepts `n` CLEARING notifications created one ms apart, routed to sink "s".
 fn fill(store: &mut Store, n: i64) -> Vec<String> {
-    let items: Vec<Owned> = (0..n)
-        .map(|i| Owned::new(&format!("id{i:04}"), "CLEARING", None, T0 + i))
-        .collect();
+    let items: Vec<Owned> = (0..n).map(|i| Owned::new(&format!("id{i:04}"), "CLEARING", None, T0 + i)).collect();
     let refs: Vec<&Owned> = items.iter().collect();
-    store
-        .accept(&views(&refs), Via::Push, true, &[all("s")], T0)
-        .unwrap()
-        .new_ids
+    store.accept(&views(&refs), Via::Push, true, &[all("s")], T0).unwrap().new_ids
 }
 
 #[test]
@@ -460,16 +349,8 @@ fn two_owners_never_lease_the_same_row() {
     assert_eq!(a_ids, ids[..4]);
     assert_eq!(b_ids, ids[4..]);
     assert!(c.is_empty());
-    assert!(
-        a.windows(2).all(|w| w[0].seq < w[1].seq),
-        "acceptance order"
-    );
-    assert!(
-        store
-            .lease("other-sink", "A", 10, 30_000, T0)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(a.windows(2).all(|w| w[0].seq < w[1].seq), "acceptance order");
+    assert!(store.lease("other-sink", "A", 10, 30_000, T0).unwrap().is_empty());
     assert!(store.lease("s", "A", 0, 30_000, T0).unwrap().is_empty());
 }
 
@@ -480,12 +361,7 @@ fn an_expired_lease_is_taken_over_and_the_old_owner_can_no_longer_ack() {
     let a = store.lease("s", "A", 10, 1_000, T0).unwrap();
     assert_eq!(a.len(), 3);
     // Still held at its expiry instant, free one ms later.
-    assert!(
-        store
-            .lease("s", "B", 10, 1_000, T0 + 1_000)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.lease("s", "B", 10, 1_000, T0 + 1_000).unwrap().is_empty());
     let b = store.lease("s", "B", 10, 1_000, T0 + 1_001).unwrap();
     assert_eq!(b.len(), 3);
     let seqs: Vec<i64> = a.iter().map(|l| l.seq).collect();
@@ -511,37 +387,22 @@ fn retry_later_hides_the_row_until_its_next_attempt_without_blocking_the_rest() 
     let (_dir, mut store) = open_temp();
     fill(&mut store, 2);
     let first = store.lease("s", "A", 1, 60_000, T0).unwrap().remove(0);
-    assert!(
-        store
-            .retry_later(first.seq, "A", "HTTP 503", T0 + 5_000)
-            .unwrap()
-    );
+    assert!(store.retry_later(first.seq, "A", "HTTP 503", T0 + 5_000).unwrap());
     // Not due: the next row is offered instead.
     let next = store.lease("s", "A", 10, 60_000, T0 + 1).unwrap();
     assert_eq!(next.len(), 1);
     assert_ne!(next[0].seq, first.seq);
     store.ack("A", &[next[0].seq]).unwrap();
-    assert!(
-        store
-            .lease("s", "A", 10, 60_000, T0 + 4_999)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.lease("s", "A", 10, 60_000, T0 + 4_999).unwrap().is_empty());
     let again = store.lease("s", "A", 10, 60_000, T0 + 5_000).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].seq, again[0].attempts), (first.seq, 1));
-    let last_error: String = store
-        .conn
-        .query_row("SELECT last_error FROM outbox", [], |r| r.get(0))
-        .unwrap();
+    let last_error: String = store.conn.query_row("SELECT last_error FROM outbox", [], |r| r.get(0)).unwrap();
     assert_eq!(last_error, "HTTP 503");
     // A huge error is kept in part, cut at a character boundary.
     let huge = "é".repeat(10_000);
     assert!(store.retry_later(first.seq, "A", &huge, T0).unwrap());
-    let kept: String = store
-        .conn
-        .query_row("SELECT last_error FROM outbox", [], |r| r.get(0))
-        .unwrap();
+    let kept: String = store.conn.query_row("SELECT last_error FROM outbox", [], |r| r.get(0)).unwrap();
     assert!(kept.len() <= 4096 && kept.chars().all(|c| c == 'é'));
 }
 
@@ -555,11 +416,7 @@ fn dead_letters_are_listed_counted_and_retried() {
     let l0 = store.lease("s", "A", 1, 60_000, T0).unwrap().remove(0);
     assert_eq!(l0.seq, leased[0].seq);
     assert!(store.dead_letter(l0.seq, "A", "gave up", T0 + 7).unwrap());
-    assert!(
-        store
-            .dead_letter(leased[1].seq, "A", "bad request", T0 + 8)
-            .unwrap()
-    );
+    assert!(store.dead_letter(leased[1].seq, "A", "bad request", T0 + 8).unwrap());
     assert_eq!(store.backlog().unwrap(), [("s".to_string(), 1)]);
     assert_eq!(store.dead_letter_counts().unwrap(), [("s".to_string(), 2)]);
 
@@ -571,29 +428,13 @@ fn dead_letters_are_listed_counted_and_retried() {
     assert_eq!(listed[0].first_enqueued_ms, T0);
     assert_eq!(listed[0].last_error.as_deref(), Some("gave up"));
     assert_eq!(listed[0].subject.as_deref(), Some("CLEARING"));
-    assert_eq!(
-        store.dead_letters(Some("s"), Some(&ids[1])).unwrap().len(),
-        1
-    );
+    assert_eq!(store.dead_letters(Some("s"), Some(&ids[1])).unwrap().len(), 1);
     assert!(store.dead_letters(Some("other"), None).unwrap().is_empty());
 
     // Retry one by id, then the rest by sink.
-    assert_eq!(
-        store
-            .retry_dead_letters(None, Some(&ids[1]), T0 + 100)
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .retry_dead_letters(Some("other"), None, T0 + 100)
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        store.retry_dead_letters(Some("s"), None, T0 + 100).unwrap(),
-        1
-    );
+    assert_eq!(store.retry_dead_letters(None, Some(&ids[1]), T0 + 100).unwrap(), 1);
+    assert_eq!(store.retry_dead_letters(Some("other"), None, T0 + 100).unwrap(), 0);
+    assert_eq!(store.retry_dead_letters(Some("s"), None, T0 + 100).unwrap(), 1);
     assert!(store.dead_letters(None, None).unwrap().is_empty());
     let back = store.lease("s", "A", 10, 60_000, T0 + 100).unwrap();
     assert_eq!(back.len(), 3);
@@ -610,12 +451,8 @@ fn the_record_is_json_with_every_field_and_the_notification_verbatim() {
     // Spacing and number forms survive because the text is embedded, not re-serialised.
     a.json = r#"{"subject":"CLEARING","createdTimestamp":"2026-11-25T10:00:00.640Z","content":{"amount":1.50,"big":12345678901234567890,"s":"é\u00e9\n"}}"#.into();
     let b = Owned::new("b", "PAYMENT_UPDATE", None, T0);
-    store
-        .accept(&views(&[&a]), Via::Pull, true, &[all("s")], T0 + 1_123)
-        .unwrap();
-    store
-        .accept(&views(&[&b]), Via::Push, true, &[all("s")], T0 + 2_000)
-        .unwrap();
+    store.accept(&views(&[&a]), Via::Pull, true, &[all("s")], T0 + 1_123).unwrap();
+    store.accept(&views(&[&b]), Via::Push, true, &[all("s")], T0 + 2_000).unwrap();
     let leased = store.lease("s", "A", 10, 60_000, T0 + 5_000).unwrap();
     assert_eq!(leased.len(), 2);
 
@@ -625,12 +462,7 @@ fn the_record_is_json_with_every_field_and_the_notification_verbatim() {
         notification: &'a RawValue,
     }
     let rec: Value = serde_json::from_str(&leased[0].record).unwrap();
-    let keys: Vec<&str> = rec
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = rec.as_object().unwrap().keys().map(String::as_str).collect();
     let mut want = vec![
         "id",
         "source",
@@ -665,11 +497,7 @@ fn the_record_is_json_with_every_field_and_the_notification_verbatim() {
     assert_eq!(rec["subscription_name"], Value::Null);
     assert_eq!(rec["received_via"], "push");
     assert_eq!(rec["first_seen_at"], "2026-11-25T10:00:02.000Z");
-    assert!(
-        leased[1]
-            .record
-            .ends_with(&format!(",\"notification\":{}}}", b.json))
-    );
+    assert!(leased[1].record.ends_with(&format!(",\"notification\":{}}}", b.json)));
 }
 
 #[test]
@@ -683,60 +511,23 @@ fn replay_queues_the_range_for_one_sink_skipping_rows_already_queued() {
         Owned::new("e", "CLEARING", None, T0 + 7_200_001), // end is exclusive
     ];
     let refs: Vec<&Owned> = items.iter().collect();
-    store
-        .accept(&views(&refs), Via::Pull, false, &[all("s")], T0)
-        .unwrap();
+    store.accept(&views(&refs), Via::Pull, false, &[all("s")], T0).unwrap();
     // Deliver everything for "s".
-    let seqs: Vec<i64> = store
-        .lease("s", "A", 100, 1_000, T0)
-        .unwrap()
-        .iter()
-        .map(|l| l.seq)
-        .collect();
+    let seqs: Vec<i64> = store.lease("s", "A", 100, 1_000, T0).unwrap().iter().map(|l| l.seq).collect();
     assert_eq!(store.ack("A", &seqs).unwrap(), 5);
     assert_eq!(row_count(&store, "outbox"), 0);
     // "c" alone first; the whole range then skips it as already queued.
     let range = (T0, T0 + 7_200_001);
-    assert_eq!(
-        store
-            .enqueue_replay(&all("s"), T0 + 10, T0 + 11, T0 + 40)
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .enqueue_replay(&all("s"), range.0, range.1, T0 + 50)
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .enqueue_replay(&all("s"), range.0, range.1, T0 + 60)
-            .unwrap(),
-        0
-    );
-    let mut ids: Vec<String> = store
-        .lease("s", "A", 100, 1_000, T0 + 60)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    assert_eq!(store.enqueue_replay(&all("s"), T0 + 10, T0 + 11, T0 + 40).unwrap(), 1);
+    assert_eq!(store.enqueue_replay(&all("s"), range.0, range.1, T0 + 50).unwrap(), 2);
+    assert_eq!(store.enqueue_replay(&all("s"), range.0, range.1, T0 + 60).unwrap(), 0);
+    let mut ids: Vec<String> = store.lease("s", "A", 100, 1_000, T0 + 60).unwrap().into_iter().map(|l| l.id).collect();
     ids.sort();
     assert_eq!(ids, ["b", "c", "d"]);
     // Another sink with a subject filter gets only what it takes.
     let erp = only("erp", &["CLEARING"]);
-    assert_eq!(
-        store
-            .enqueue_replay(&erp, range.0, range.1, T0 + 60)
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .enqueue_replay(&all("x"), 0, i64::MAX, T0 + 60)
-            .unwrap(),
-        5
-    );
+    assert_eq!(store.enqueue_replay(&erp, range.0, range.1, T0 + 60).unwrap(), 2);
+    assert_eq!(store.enqueue_replay(&all("x"), 0, i64::MAX, T0 + 60).unwrap(), 5);
     assert_eq!(store.enqueue_replay(&all("y"), T0, T0, T0 + 60).unwrap(), 0);
     assert_eq!(store.oldest_pending_ms("erp").unwrap(), Some(T0 + 60));
     assert_eq!(store.oldest_pending_ms("nobody").unwrap(), None);
@@ -746,31 +537,20 @@ fn replay_queues_the_range_for_one_sink_skipping_rows_already_queued() {
 fn prune_deletes_old_delivered_notifications_and_keeps_undelivered_ones() {
     let (_dir, mut store) = open_temp();
     let day = 86_400_000;
-    let old: Vec<Owned> = (0..5)
-        .map(|i| Owned::new(&format!("old{i}"), "CLEARING", None, T0 + i * 3_600_000))
-        .collect();
+    let old: Vec<Owned> =
+        (0..5).map(|i| Owned::new(&format!("old{i}"), "CLEARING", None, T0 + i * 3_600_000)).collect();
     let refs: Vec<&Owned> = old.iter().collect();
-    store
-        .accept(&views(&refs), Via::Pull, false, &[all("s")], T0)
-        .unwrap();
+    store.accept(&views(&refs), Via::Pull, false, &[all("s")], T0).unwrap();
     // Created long ago but first seen recently (a backfill): kept.
     let late = Owned::new("late", "CLEARING", None, T0);
-    store
-        .accept(&views(&[&late]), Via::Backfill, false, &[], T0 + 20 * day)
-        .unwrap();
+    store.accept(&views(&[&late]), Via::Backfill, false, &[], T0 + 20 * day).unwrap();
     let recent = Owned::new("recent", "CLEARING", None, T0 + 20 * day);
-    store
-        .accept(&views(&[&recent]), Via::Push, false, &[], T0 + 20 * day)
-        .unwrap();
+    store.accept(&views(&[&recent]), Via::Push, false, &[], T0 + 20 * day).unwrap();
     // Deliver old0..old2, leave old3 pending, dead-letter old4.
     let leased = store.lease("s", "A", 10, 60_000, T0).unwrap();
     assert_eq!(leased.len(), 5);
-    store
-        .ack("A", &[leased[0].seq, leased[1].seq, leased[2].seq])
-        .unwrap();
-    store
-        .retry_later(leased[3].seq, "A", "down", T0 + day)
-        .unwrap();
+    store.ack("A", &[leased[0].seq, leased[1].seq, leased[2].seq]).unwrap();
+    store.retry_later(leased[3].seq, "A", "down", T0 + day).unwrap();
     store.dead_letter(leased[4].seq, "A", "bad", T0).unwrap();
 
     assert_eq!(store.prune(T0 + 14 * day).unwrap(), 3);
@@ -786,14 +566,8 @@ fn prune_deletes_old_delivered_notifications_and_keeps_undelivered_ones() {
     assert_eq!(left, ["late", "old3", "old4", "recent"]);
     assert_eq!(store.prune(T0 + 14 * day).unwrap(), 0);
     // The pending and dead rows are still deliverable.
-    assert_eq!(
-        store.retry_dead_letters(None, None, T0 + 15 * day).unwrap(),
-        1
-    );
-    assert_eq!(
-        store.lease("s", "A", 10, 1, T0 + 15 * day).unwrap().len(),
-        2
-    );
+    assert_eq!(store.retry_dead_letters(None, None, T0 + 15 * day).unwrap(), 1);
+    assert_eq!(store.lease("s", "A", 10, 1, T0 + 15 * day).unwrap().len(), 2);
 }
 
 #[test]
@@ -802,10 +576,7 @@ fn retrying_a_dead_letter_already_queued_again_does_not_queue_it_twice() {
     let ids = fill(&mut store, 1);
     let l = store.lease("s", "A", 1, 60_000, T0).unwrap().remove(0);
     assert!(store.dead_letter(l.seq, "A", "gone", T0).unwrap());
-    assert_eq!(
-        store.enqueue_replay(&all("s"), T0, T0 + 1, T0 + 1).unwrap(),
-        1
-    );
+    assert_eq!(store.enqueue_replay(&all("s"), T0, T0 + 1, T0 + 1).unwrap(), 1);
     assert_eq!(store.retry_dead_letters(None, None, T0 + 2).unwrap(), 1);
     assert!(store.dead_letters(None, None).unwrap().is_empty());
     let again = store.lease("s", "A", 10, 60_000, T0 + 2).unwrap();
@@ -820,36 +591,12 @@ fn sqlite_failures_become_operator_errors_naming_the_file() {
     type Is = fn(&StoreError) -> bool;
     let fail = |code| rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
     let cases: [(i32, Is, &str); 6] = [
-        (
-            ffi::SQLITE_READONLY,
-            |e| matches!(e, StoreError::ReadOnly { .. }),
-            "writable",
-        ),
-        (
-            ffi::SQLITE_FULL,
-            |e| matches!(e, StoreError::DiskFull { .. }),
-            "free space",
-        ),
-        (
-            ffi::SQLITE_BUSY,
-            |e| matches!(e, StoreError::Locked { .. }),
-            "10 s",
-        ),
-        (
-            ffi::SQLITE_NOTADB,
-            |e| matches!(e, StoreError::Corrupt { .. }),
-            "recover",
-        ),
-        (
-            ffi::SQLITE_IOERR,
-            |e| matches!(e, StoreError::Io { .. }),
-            "disk",
-        ),
-        (
-            ffi::SQLITE_CONSTRAINT,
-            |e| matches!(e, StoreError::Sqlite { .. }),
-            "accept",
-        ),
+        (ffi::SQLITE_READONLY, |e| matches!(e, StoreError::ReadOnly { .. }), "writable"),
+        (ffi::SQLITE_FULL, |e| matches!(e, StoreError::DiskFull { .. }), "free space"),
+        (ffi::SQLITE_BUSY, |e| matches!(e, StoreError::Locked { .. }), "10 s"),
+        (ffi::SQLITE_NOTADB, |e| matches!(e, StoreError::Corrupt { .. }), "recover"),
+        (ffi::SQLITE_IOERR, |e| matches!(e, StoreError::Io { .. }), "disk"),
+        (ffi::SQLITE_CONSTRAINT, |e| matches!(e, StoreError::Sqlite { .. }), "accept"),
     ];
     for (code, is, hint) in cases {
         let err = error::classify(path, "accept", fail(code));
@@ -866,14 +613,10 @@ fn sqlite_failures_become_operator_errors_naming_the_file() {
 fn prune_works_in_chunks() {
     let (_dir, mut store) = open_temp();
     let n = maintenance::PRUNE_CHUNK * 2 + 7;
-    let items: Vec<Owned> = (0..n)
-        .map(|i| Owned::new(&format!("n{i}"), "CLEARING", None, T0 + (i % 3)))
-        .collect();
+    let items: Vec<Owned> = (0..n).map(|i| Owned::new(&format!("n{i}"), "CLEARING", None, T0 + (i % 3))).collect();
     let refs: Vec<&Owned> = items.iter().collect();
     for chunk in refs.chunks(500) {
-        store
-            .accept(&views(chunk), Via::Pull, false, &[], T0)
-            .unwrap();
+        store.accept(&views(chunk), Via::Pull, false, &[], T0).unwrap();
     }
     assert_eq!(store.prune(T0 + 10).unwrap(), usize::try_from(n).unwrap());
     assert_eq!(row_count(&store, "notifications"), 0);
@@ -903,9 +646,7 @@ fn deliver_until_done(
         let seqs: Vec<i64> = leased.iter().map(|l| l.seq).collect();
         assert_eq!(store.ack(owner, &seqs).unwrap(), seqs.len());
         delivered.extend(leased.into_iter().map(|l| l.id));
-        store
-            .count_created(SOURCE_CEN, T0, T0 + 10_000, &[])
-            .unwrap();
+        store.count_created(SOURCE_CEN, T0, T0 + 10_000, &[]).unwrap();
     }
 }
 
@@ -929,30 +670,20 @@ fn two_connections_accept_and_lease_concurrently() {
         .collect();
     let mut writer = Store::open(&path).unwrap();
     for b in 0..BATCHES {
-        let items: Vec<Owned> = (0..PER_BATCH)
-            .map(|i| Owned::new(&format!("w{b}-{i}"), "CLEARING", None, T0 + b * 100 + i))
-            .collect();
+        let items: Vec<Owned> =
+            (0..PER_BATCH).map(|i| Owned::new(&format!("w{b}-{i}"), "CLEARING", None, T0 + b * 100 + i)).collect();
         let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
-        let got = writer
-            .accept(&inc, Via::Pull, true, &[all("s")], T0)
-            .unwrap();
+        let got = writer.accept(&inc, Via::Pull, true, &[all("s")], T0).unwrap();
         assert_eq!(got.new, PER_BATCH as usize);
         writer.set_watermark(T0 + b).unwrap();
     }
     done.store(true, Ordering::SeqCst);
-    let mut all_ids: Vec<String> = workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect();
+    let mut all_ids: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     let delivered = all_ids.len();
     all_ids.sort();
     all_ids.dedup();
     assert_eq!(all_ids.len(), delivered, "no row delivered twice");
-    assert_eq!(
-        delivered,
-        (BATCHES * PER_BATCH) as usize,
-        "every row delivered"
-    );
+    assert_eq!(delivered, (BATCHES * PER_BATCH) as usize, "every row delivered");
     assert_eq!(row_count(&writer, "outbox"), 0);
     assert_eq!(writer.watermark().unwrap(), Some(T0 + BATCHES - 1));
 }
@@ -968,15 +699,8 @@ fn accept_throughput() {
     let total = 50_000;
     let items: Vec<Owned> = (0..total)
         .map(|i| {
-            let mut o = Owned::new(
-                &format!("{:064x}", i * 7919 + 13),
-                "CLEARING",
-                Some("ops"),
-                T0 + i,
-            );
-            o.json = o
-                .json
-                .replacen("\"note\"", &format!("\"pad\":\"{filler}\",\"note\""), 1);
+            let mut o = Owned::new(&format!("{:064x}", i * 7919 + 13), "CLEARING", Some("ops"), T0 + i);
+            o.json = o.json.replacen("\"note\"", &format!("\"pad\":\"{filler}\",\"note\""), 1);
             o
         })
         .collect();

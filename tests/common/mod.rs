@@ -53,6 +53,9 @@ timeout = "10s"
 [state]
 path = "state.db"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [[sinks]]
 name = "archive"
 type = "file"
@@ -61,12 +64,7 @@ path = "notifications.jsonl"
             ),
         )
         .unwrap();
-        Env {
-            dir,
-            sim,
-            base_url,
-            config_path,
-        }
+        Env { dir, sim, base_url, config_path }
     }
 
     pub fn config(&self) -> Config {
@@ -99,9 +97,7 @@ path = "notifications.jsonl"
         };
         let counters: &SinkCounters = &dispatcher.counters;
         while dispatcher.deliver_once().await.unwrap() > 0 {}
-        counters
-            .delivered
-            .load(std::sync::atomic::Ordering::Relaxed)
+        counters.delivered.get()
     }
 
     pub fn sink_path(&self) -> PathBuf {
@@ -119,8 +115,7 @@ path = "notifications.jsonl"
             let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            *ids.entry(record["id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+            *ids.entry(record["id"].as_str().unwrap().to_owned()).or_default() += 1;
         }
         ids
     }
@@ -130,21 +125,9 @@ path = "notifications.jsonl"
 pub fn assert_exactly_once(sink: &BTreeMap<String, usize>, expected: &[String]) {
     let twice: Vec<_> = sink.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    let missing: Vec<_> = expected
-        .iter()
-        .filter(|id| !sink.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} never delivered",
-        missing.len(),
-        expected.len()
-    );
-    assert_eq!(
-        sink.len(),
-        expected.len(),
-        "the sink holds notifications that should not be there"
-    );
+    let missing: Vec<_> = expected.iter().filter(|id| !sink.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "{} of {} never delivered", missing.len(), expected.len());
+    assert_eq!(sink.len(), expected.len(), "the sink holds notifications that should not be there");
 }
 
 pub fn token() -> CancellationToken {

@@ -1,0 +1,102 @@
+//! The admin endpoint (SPEC 7): `/metrics`, `/healthz`, `/readyz`, on `admin.listen`
+//! (loopback by default).
+//!
+//! `/readyz` answers 200 only when the store takes writes and the poller is making progress:
+//! a cycle succeeded, or a page was committed during a long catch-up, within the last three
+//! poll intervals. Otherwise 503 with a JSON reason an operator can act on — after a 401 it
+//! carries the gateway's ReasonCode and Description.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::SinkLabels;
+use crate::poll::PollHealth;
+use crate::store::StoreHandle;
+
+#[derive(Clone)]
+struct AdminState {
+    store: StoreHandle,
+    health: Arc<Mutex<PollHealth>>,
+    interval: Duration,
+}
+
+/// Binds `listen` and serves until `shutdown`; returns the bound address.
+pub async fn start(
+    listen: SocketAddr,
+    store: StoreHandle,
+    health: Arc<Mutex<PollHealth>>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("admin.listen {listen}: cannot listen: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(AdminState { store, health, interval });
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "admin endpoint failed");
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let m = state.store.metrics().clone();
+    // Gauges describing the database are read from it at scrape time; every configured
+    // sink has a sample, 0 when nothing is waiting.
+    for route in state.store.routes().iter() {
+        let l = SinkLabels { sink: route.sink.clone() };
+        m.sink_backlog.get_or_create(&l).set(0);
+        m.sink_dead_letters.get_or_create(&l).set(0);
+    }
+    if let Ok(backlog) = state.store.backlog().await {
+        for (sink, n) in backlog {
+            m.sink_backlog.get_or_create(&SinkLabels { sink }).set(n as i64);
+        }
+    }
+    if let Ok(dead) = state.store.call(|s| s.dead_letter_counts()).await {
+        for (sink, n) in dead {
+            m.sink_dead_letters.get_or_create(&SinkLabels { sink }).set(n as i64);
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let not_ready = |reason: String| {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "not ready", "reason": reason}))).into_response()
+    };
+    let now = Utc::now();
+    if let Err(e) = state.store.call(move |s| s.check_writable(now.timestamp_millis())).await {
+        return not_ready(format!("the state database does not take writes: {e}"));
+    }
+    let health = state.health.lock().expect("health lock").clone();
+    if let Some(auth) = health.auth_problem {
+        return not_ready(format!("the API refuses our credentials: {auth}"));
+    }
+    let window = chrono::TimeDelta::from_std(state.interval * 3).unwrap_or(chrono::TimeDelta::MAX);
+    if health.last_progress.is_some_and(|t| now - t <= window) {
+        return (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response();
+    }
+    not_ready(match (health.problem, health.last_progress) {
+        (Some(problem), _) => format!("polling is failing: {problem}"),
+        (None, Some(t)) => format!("no poll progress since {t}"),
+        (None, None) => "no poll cycle has completed yet".into(),
+    })
+}
