@@ -71,10 +71,10 @@ pub struct DeadLetter {
 // CROSS JOIN fixes the loop order: walk the sink's outbox rows in seq order through
 // `outbox_by_sink` and stop at the limit, looking up each notification by primary key.
 pub(super) const LEASE_SELECT: &str = "
-    SELECT o.seq, o.notification_id, o.attempts, o.enqueued_ms,
+    SELECT o.seq, n.id, o.attempts, o.enqueued_ms,
            n.source, n.received_via, n.first_seen_ms, n.subject, n.subscription_name,
            n.created_raw, n.json
-    FROM outbox AS o CROSS JOIN notifications AS n ON n.id = o.notification_id
+    FROM outbox AS o CROSS JOIN notifications AS n ON n.nid = o.nid
     WHERE o.sink = ?1 AND o.next_attempt_ms <= ?2
       AND (o.lease_until_ms IS NULL OR o.lease_until_ms < ?2)
     ORDER BY o.seq
@@ -92,18 +92,19 @@ const RETRY_LATER: &str = "
 
 // The SELECT has a WHERE clause, which SQLite needs to parse the upsert after it.
 const DEAD_LETTER_INSERT: &str = "
-    INSERT INTO dead_letters (sink, notification_id, attempts, first_enqueued_ms, dead_ms,
+    INSERT INTO dead_letters (sink, nid, notification_id, attempts, first_enqueued_ms, dead_ms,
                               last_error)
-    SELECT sink, notification_id, attempts + 1, enqueued_ms, ?3, ?4
-    FROM outbox WHERE seq = ?1 AND lease_owner = ?2
-    ON CONFLICT (sink, notification_id) DO UPDATE SET
+    SELECT o.sink, o.nid, n.id, o.attempts + 1, o.enqueued_ms, ?3, ?4
+    FROM outbox AS o JOIN notifications AS n ON n.nid = o.nid
+    WHERE o.seq = ?1 AND o.lease_owner = ?2
+    ON CONFLICT (sink, nid) DO UPDATE SET
         attempts = excluded.attempts, first_enqueued_ms = excluded.first_enqueued_ms,
         dead_ms = excluded.dead_ms, last_error = excluded.last_error";
 
 const DEAD_LETTERS_LIST: &str = "
     SELECT d.sink, d.notification_id, d.attempts, d.first_enqueued_ms, d.dead_ms, d.last_error,
            n.subject, n.created_raw
-    FROM dead_letters AS d LEFT JOIN notifications AS n ON n.id = d.notification_id
+    FROM dead_letters AS d LEFT JOIN notifications AS n ON n.nid = d.nid
     WHERE (?1 IS NULL OR d.sink = ?1) AND (?2 IS NULL OR d.notification_id = ?2)
     ORDER BY d.dead_ms, d.sink, d.notification_id";
 
@@ -111,14 +112,12 @@ const DEAD_LETTERS_LIST: &str = "
 // and enqueued_ms is now so max_age does too. A row already queued again (e.g. by replay)
 // is not duplicated.
 const DEAD_LETTERS_REQUEUE: &str = "
-    INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms,
-                        last_error)
-    SELECT d.sink, d.notification_id, ?3, 0, ?3, d.last_error
+    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms, last_error)
+    SELECT d.sink, d.nid, ?3, 0, ?3, d.last_error
     FROM dead_letters AS d
     WHERE (?1 IS NULL OR d.sink = ?1) AND (?2 IS NULL OR d.notification_id = ?2)
-      AND EXISTS (SELECT 1 FROM notifications AS n WHERE n.id = d.notification_id)
-      AND NOT EXISTS (SELECT 1 FROM outbox AS o
-                      WHERE o.notification_id = d.notification_id AND o.sink = d.sink)
+      AND EXISTS (SELECT 1 FROM notifications AS n WHERE n.nid = d.nid)
+      AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.nid = d.nid AND o.sink = d.sink)
     ORDER BY d.first_enqueued_ms, d.notification_id";
 
 // Only those now queued leave the dead letters (all of them, unless the notification row
@@ -127,17 +126,16 @@ const DEAD_LETTERS_DELETE: &str = "
     DELETE FROM dead_letters
     WHERE (?1 IS NULL OR sink = ?1) AND (?2 IS NULL OR notification_id = ?2)
       AND EXISTS (SELECT 1 FROM outbox AS o
-                  WHERE o.notification_id = dead_letters.notification_id
-                    AND o.sink = dead_letters.sink)";
+                  WHERE o.nid = dead_letters.nid AND o.sink = dead_letters.sink)";
 
 // ?6 is NULL for a sink that takes every subject, else a JSON array of its subjects.
 const REPLAY_INSERT: &str = "
-    INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms)
-    SELECT ?1, n.id, ?5, 0, ?5
+    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms)
+    SELECT ?1, n.nid, ?5, 0, ?5
     FROM notifications AS n
     WHERE n.source = ?2 AND n.created_ms >= ?3 AND n.created_ms < ?4
       AND (?6 IS NULL OR n.subject IN (SELECT value FROM json_each(?6)))
-      AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.notification_id = n.id AND o.sink = ?1)
+      AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.nid = n.nid AND o.sink = ?1)
     ORDER BY n.created_ms";
 
 impl Store {

@@ -252,6 +252,99 @@ fn a_source_outside_the_schema_is_refused_before_writing() {
 }
 
 #[test]
+fn the_seen_set_is_unique_by_id() {
+    let (_dir, mut store) = open_temp();
+    // A VGS event id is unique whatever its created time (a resent webhook may differ).
+    let first = Owned::new("vgs:evt_1", "cmp_au_card.updated", None, T0);
+    let resent = Owned::new("vgs:evt_1", "cmp_au_card.updated", None, T0 + 5_000);
+    for (o, new) in [(&first, 1), (&resent, 0)] {
+        let mut vgs = o.incoming();
+        vgs.source = SOURCE_VGS;
+        assert_eq!(store.accept(&[vgs], Via::Push, false, &[all("s")], T0).unwrap().new, new);
+    }
+    // A CEN id hashes createdTimestamp, so its copies share created_ms: (created_ms, id) is
+    // the index they meet in, also across batches far apart in time.
+    let a = Owned::new("a", "CLEARING", None, T0);
+    let later: Vec<Owned> = (1..500).map(|i| Owned::new(&format!("x{i}"), "CLEARING", None, T0 + i * 1000)).collect();
+    assert_eq!(store.accept(&[a.incoming()], Via::Push, false, &[all("s")], T0).unwrap().new, 1);
+    let inc: Vec<Incoming<'_>> = later.iter().map(Owned::incoming).collect();
+    assert_eq!(store.accept(&inc, Via::Pull, false, &[all("s")], T0).unwrap().new, 499);
+    let again = store.accept(&[a.incoming()], Via::Pull, false, &[all("s")], T0).unwrap();
+    assert_eq!((again.new, again.duplicates), (0, 1));
+    assert_eq!(row_count(&store, "notifications"), 501);
+    assert_eq!(row_count(&store, "outbox"), 501);
+}
+
+/// A state file written by a build with schema version 1 (ids as the primary key).
+#[test]
+fn a_version_1_file_is_migrated_keeping_rows_queue_and_dead_letters() {
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(migrations::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for (id, ms) in [("a", T0), ("b", T0 + 1), ("c", T0 + 2), ("d", T0 + 3)] {
+            let o = Owned::new(id, "CLEARING", Some("ops"), ms);
+            conn.execute(
+                "INSERT INTO notifications (id, source, subject, subscription_name, created_ms, created_raw,
+                                            received_via, first_seen_ms, recovered, json)
+                 VALUES (?1, 'mastercard-cen', 'CLEARING', 'ops', ?2, ?3, 'pull', ?2, 0, ?4)",
+                rusqlite::params![id, ms, o.created_raw, o.json],
+            )
+            .unwrap();
+        }
+        // a: leased by a live owner; b: due; c: delivered (its seq must not come back);
+        // d: a dead letter.
+        conn.execute_batch(
+            "INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms, lease_owner,
+                                 lease_until_ms)
+                 VALUES ('s', 'a', 1, 2, 1, 'X', 9223372036854775807);
+             INSERT INTO outbox (sink, notification_id, enqueued_ms, next_attempt_ms) VALUES ('s', 'b', 1, 1);
+             INSERT INTO outbox (sink, notification_id, enqueued_ms, next_attempt_ms) VALUES ('s', 'c', 1, 1);
+             DELETE FROM outbox WHERE notification_id = 'c';
+             INSERT INTO dead_letters (sink, notification_id, attempts, first_enqueued_ms, dead_ms, last_error)
+                 VALUES ('s', 'd', 50, 1, 2, 'gone');",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), migrations::CURRENT);
+    let violations: i64 =
+        store.conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(violations, 0);
+    let nids: Vec<(i64, String)> = store
+        .conn
+        .prepare("SELECT nid, id FROM notifications ORDER BY nid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(nids, [(1, "a".into()), (2, "b".into()), (3, "c".into()), (4, "d".into())]);
+
+    // The queue: `a` stays leased to X, `b` is leased now, with its record.
+    let leased = store.lease("s", "Y", 10, 60_000, T0).unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!((leased[0].seq, leased[0].id.as_str()), (2, "b"));
+    assert!(leased[0].record.starts_with("{\"id\":\"b\""), "{}", leased[0].record);
+    assert_eq!(store.release("X").unwrap(), 1);
+    let listed = store.dead_letters(None, None).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].notification_id.as_str(), listed[0].subject.as_deref()), ("d", Some("CLEARING")));
+
+    // The seen set still holds every id, and a new row gets a new sequence number.
+    let a = Owned::new("a", "CLEARING", Some("ops"), T0);
+    let e = Owned::new("e", "CLEARING", None, T0 + 4);
+    let got = store.accept(&views(&[&a, &e]), Via::Pull, false, &[all("s")], T0).unwrap();
+    assert_eq!((got.new, got.duplicates), (1, 1));
+    let seq: i64 = store.conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).unwrap();
+    assert_eq!(seq, 4, "seq 3 was used by c's delivered row");
+    assert_eq!(store.retry_dead_letters(None, Some("d"), T0).unwrap(), 1);
+    assert_eq!(store.backlog().unwrap(), [("s".to_string(), 4)]);
+}
+
+#[test]
 fn incoming_from_a_notification() {
     let text = r#"{"subject":"CLEARING","subscriptionName":"ops","pushStatus":"FAILED","createdTimestamp":"2026-11-25T10:00:00.640Z","content":{"a":1}}"#;
     let n = crate::cen::notification::Notification::from_json(text).unwrap();
