@@ -21,6 +21,8 @@
 #   WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --"
 #                     a command prefix for the backfill process (profiling; the figures
 #                     then include the wrapper)
+#   SIM_WRAP=...      the same for the simulator process
+#   SINK_EXTRA=...    extra TOML lines for the file sink (e.g. a subjects filter)
 set -euo pipefail
 
 COUNT=${COUNT:-1000000}
@@ -72,7 +74,7 @@ RATE=$(python3 -c "print(repr($COUNT / ($SPAN_HOURS * 3600.0)))")
 FROM=$(date -u -d "@$((NOW - BACKLOG_MIN * 60 - 60))" +%Y-%m-%dT%H:%M:%SZ)
 TO=$(date -u -d "@$((NOW - 30 * 60))" +%Y-%m-%dT%H:%M:%SZ)
 
-"$BIN" simulate --listen "127.0.0.1:$PORT" --seed "$SEED" --count "$COUNT" \
+${SIM_WRAP:-} "$BIN" simulate --listen "127.0.0.1:$PORT" --seed "$SEED" --count "$COUNT" \
     --backlog "${BACKLOG_MIN}m" --rate "$RATE" \
     --public-key "$WORK/public.pem" --consumer-key bench-consumer-key \
     >"$WORK/simulator.log" 2>&1 &
@@ -108,6 +110,7 @@ level = "info"
 name = "archive"
 type = "file"
 path = "out/notifications.jsonl"
+${SINK_EXTRA:-}
 EOF
 
 sim_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SIM_PID/stat"; }
