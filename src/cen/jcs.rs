@@ -163,6 +163,16 @@ fn push_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let bytes = s.as_bytes();
+    // Almost every string needs no escape; this test has no early exit per byte, so it
+    // runs 16 bytes at a time.
+    let clean = bytes
+        .chunks(16)
+        .all(|chunk| !chunk.iter().fold(false, |hit, &b| hit | (b < 0x20) | (b == b'"') | (b == b'\\')));
+    if clean {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {

@@ -149,36 +149,40 @@ pub struct RawPage<'a> {
 /// exactly as sent. The input must be valid JSON; it is not re-checked.
 pub fn compact_json(text: &str) -> String {
     // Byte by byte is safe: the quote, the backslash and the whitespace are ASCII, and no
-    // byte of a multi-byte UTF-8 character is. Already-compact text (what the API sends) is
-    // copied in one go.
+    // byte of a multi-byte UTF-8 character is. Strings (most of the text) are skipped with
+    // memchr; already-compact text (what the API sends) is copied in one go.
     let bytes = text.as_bytes();
     let mut out: Vec<u8> = Vec::new();
     let mut copied = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // To the closing quote: the next quote not escaped by a backslash.
+                i += 1;
+                while let Some(at) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                    i += at;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            if out.capacity() == 0 {
-                out.reserve(text.len());
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                if out.capacity() == 0 {
+                    out.reserve(text.len());
+                }
+                out.extend_from_slice(&bytes[copied..i]);
+                copied = i + 1;
             }
-            out.extend_from_slice(&bytes[copied..i]);
-            copied = i + 1;
+            _ => {}
         }
+        i += 1;
     }
     if copied == 0 {
         return text.to_owned();
     }
-    out.extend_from_slice(&bytes[copied..]);
+    out.extend_from_slice(bytes.get(copied..).unwrap_or_default());
     // Only whole ASCII bytes were left out, so the rest is still UTF-8.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
@@ -210,6 +214,38 @@ mod tests {
         let compact = r#"{"a":"x y","b":[1,2]}"#;
         assert_eq!(compact_json(compact), compact);
         assert_eq!(compact_json(" "), "");
+    }
+
+    #[test]
+    fn compacting_matches_a_byte_by_byte_scan_and_never_panics() {
+        fn reference(text: &str) -> String {
+            let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+            for c in text.chars() {
+                if in_string {
+                    out.push(c);
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        in_string = false;
+                    }
+                } else if c == '"' {
+                    in_string = true;
+                    out.push(c);
+                } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        let text = "{ \"a \\\\\" : [ \"x\\\" y\" , 1.5 ,\n\"é \\\\\\\"\" ] , \"\\u0041 b\":\"\\\\\" }\t";
+        assert!(serde_json::from_str::<Value>(text).is_ok());
+        assert_eq!(compact_json(text), reference(text));
+        // Not JSON (not expected here): some answer, no panic.
+        for end in (0..text.len()).filter(|&e| text.is_char_boundary(e)) {
+            compact_json(&text[..end]);
+        }
     }
 
     #[test]
