@@ -16,7 +16,7 @@
 #                     about 36 minutes before the start of the run (inside the 7-day retention)
 #   SEED=42           the simulator's seed
 #   KEEP=1            keep the work directory (printed at the end)
-#   SKIP_BUILD=1      use the existing target/release/cen-poller
+#   SKIP_BUILD=1      use the existing binary (BIN=..., default target/release/cen-poller)
 #   SKIP_BASELINE=1   skip the sqlite3 baseline
 #   WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --"
 #                     a command prefix for the backfill process (profiling; the figures
@@ -32,7 +32,7 @@ SEED=${SEED:-42}
 BASELINE_TX_ROWS=200
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/target/release/cen-poller
+BIN=${BIN:-$ROOT/target/release/cen-poller}
 TIME=/usr/bin/time
 
 for tool in openssl python3 sqlite3 curl "$TIME"; do

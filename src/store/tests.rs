@@ -810,3 +810,31 @@ fn accept_throughput() {
         total as f64 / secs
     );
 }
+
+#[tokio::test]
+async fn checkpoints_run_in_the_background() {
+    let (_dir, path) = temp();
+    let handle = StoreHandle::open(&path, vec![all("s")]).unwrap();
+    let db_size = || std::fs::metadata(&path).unwrap().len();
+    let before = db_size();
+    // Far below the main connection's own checkpoint threshold.
+    let items: Vec<Owned> = (0..200).map(|i| Owned::new(&format!("id{i}"), "CLEARING", None, T0 + i)).collect();
+    let got = handle
+        .call(move |s| {
+            let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
+            s.accept(&inc, Via::Pull, false, &[all("s")], T0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.new, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while db_size() == before {
+        assert!(std::time::Instant::now() < deadline, "nothing was checkpointed into the database file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let autocheckpoint: i64 = handle
+        .call(|s| Ok(s.conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(autocheckpoint, checkpoint::FALLBACK_PAGES);
+}
