@@ -175,6 +175,20 @@ impl StoreHandle {
         self.call(move |s| s.lease(&sink, &owner, max, lease_ms, now_ms)).await
     }
 
+    /// [`Store::ack_and_lease`].
+    pub async fn ack_and_lease(
+        &self,
+        owner: &str,
+        seqs: Vec<i64>,
+        sink: &str,
+        max: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<(usize, Vec<Leased>), StoreError> {
+        let (sink, owner) = (sink.to_owned(), owner.to_owned());
+        self.call(move |s| s.ack_and_lease(&owner, &seqs, &sink, max, lease_ms, now_ms)).await
+    }
+
     pub async fn ack(&self, owner: &str, seqs: Vec<i64>) -> Result<usize, StoreError> {
         let owner = owner.to_owned();
         self.call(move |s| s.ack(&owner, &seqs)).await

@@ -80,9 +80,16 @@ pub(super) const LEASE_SELECT: &str = "
     ORDER BY o.seq
     LIMIT ?3";
 
-const LEASE_UPDATE: &str = "UPDATE outbox SET lease_owner = ?2, lease_until_ms = ?3 WHERE seq = ?1";
+// The leased seqs travel as one JSON array: one statement per batch, not one per row (each
+// `seq` is still found by primary key).
+pub(super) const LEASE_UPDATE: &str = "
+    UPDATE outbox SET lease_owner = ?1, lease_until_ms = ?2
+    WHERE seq IN (SELECT value FROM json_each(?3))";
 
 const ACK: &str = "DELETE FROM outbox WHERE seq = ?1 AND lease_owner = ?2";
+
+pub(super) const ACK_MANY: &str = "
+    DELETE FROM outbox WHERE lease_owner = ?1 AND seq IN (SELECT value FROM json_each(?2))";
 
 const RETRY_LATER: &str = "
     UPDATE outbox
@@ -167,6 +174,26 @@ impl Store {
             return Ok(0);
         }
         ack_tx(&mut self.conn, owner, seqs).map_err(|e| self.fail("acknowledge deliveries", e))
+    }
+
+    /// [`Store::ack`] and then [`Store::lease`], in one transaction: a dispatcher going
+    /// through a backlog commits once per batch instead of twice.
+    pub fn ack_and_lease(
+        &mut self,
+        owner: &str,
+        seqs: &[i64],
+        sink: &str,
+        max: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<(usize, Vec<Leased>), StoreError> {
+        let until = now_ms.saturating_add(lease_ms.max(0));
+        write_tx(&mut self.conn, |tx| {
+            let acked = if seqs.is_empty() { 0 } else { ack_in(tx, owner, seqs)? };
+            let leased = if max == 0 { Vec::new() } else { lease_in(tx, sink, owner, max, until, now_ms)? };
+            Ok((acked, leased))
+        })
+        .map_err(|e| self.fail("acknowledge deliveries and lease more", e))
     }
 
     /// Records a failed attempt: `attempts + 1`, `last_error`, due again at
@@ -346,61 +373,81 @@ fn lease_tx(
     until: i64,
     now_ms: i64,
 ) -> rusqlite::Result<Vec<Leased>> {
-    write_tx(conn, |tx| {
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        let mut leased = Vec::new();
-        {
-            let mut select = tx.prepare_cached(LEASE_SELECT)?;
-            let mut rows = select.query(params![sink, now_ms, limit])?;
-            while let Some(row) = rows.next()? {
-                let id: String = row.get(1)?;
-                let received_via: String = row.get(5)?;
-                let subject: String = row.get(7)?;
-                let created_raw: String = row.get(9)?;
-                let mut record = String::new();
-                write_record(
-                    &mut record,
-                    &RecordFields {
-                        id: &id,
-                        source: row.get_ref(4)?.as_str()?,
-                        received_via: &received_via,
-                        first_seen_ms: row.get(6)?,
-                        subject: &subject,
-                        subscription_name: row.get_ref(8)?.as_str_or_null()?,
-                        created_raw: &created_raw,
-                        json: row.get_ref(10)?.as_str()?,
-                    },
-                );
-                leased.push(Leased {
-                    seq: row.get(0)?,
-                    id,
-                    attempts: to_u32(row.get(2)?),
-                    enqueued_ms: row.get(3)?,
-                    subject,
-                    created_raw,
-                    received_via,
-                    record,
-                });
-            }
+    write_tx(conn, |tx| lease_in(tx, sink, owner, max, until, now_ms))
+}
+
+fn lease_in(
+    tx: &rusqlite::Transaction<'_>,
+    sink: &str,
+    owner: &str,
+    max: usize,
+    until: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Leased>> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut leased = Vec::new();
+    {
+        let mut select = tx.prepare_cached(LEASE_SELECT)?;
+        let mut rows = select.query(params![sink, now_ms, limit])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(1)?;
+            let received_via: String = row.get(5)?;
+            let subject: String = row.get(7)?;
+            let created_raw: String = row.get(9)?;
+            let mut record = String::new();
+            write_record(
+                &mut record,
+                &RecordFields {
+                    id: &id,
+                    source: row.get_ref(4)?.as_str()?,
+                    received_via: &received_via,
+                    first_seen_ms: row.get(6)?,
+                    subject: &subject,
+                    subscription_name: row.get_ref(8)?.as_str_or_null()?,
+                    created_raw: &created_raw,
+                    json: row.get_ref(10)?.as_str()?,
+                },
+            );
+            leased.push(Leased {
+                seq: row.get(0)?,
+                id,
+                attempts: to_u32(row.get(2)?),
+                enqueued_ms: row.get(3)?,
+                subject,
+                created_raw,
+                received_via,
+                record,
+            });
         }
-        // Marked after reading, not while the SELECT is stepping over the same index.
-        let mut update = tx.prepare_cached(LEASE_UPDATE)?;
-        for row in &leased {
-            update.execute(params![row.seq, owner, until])?;
-        }
-        Ok(leased)
-    })
+    }
+    // Marked after reading, not while the SELECT is stepping over the same index.
+    if !leased.is_empty() {
+        tx.prepare_cached(LEASE_UPDATE)?.execute(params![owner, until, json_array(leased.iter().map(|l| l.seq))])?;
+    }
+    Ok(leased)
 }
 
 fn ack_tx(conn: &mut Connection, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {
-    write_tx(conn, |tx| {
-        let mut delete = tx.prepare_cached(ACK)?;
-        let mut removed = 0;
-        for &seq in seqs {
-            removed += delete.execute(params![seq, owner])?;
+    write_tx(conn, |tx| ack_in(tx, owner, seqs))
+}
+
+fn ack_in(tx: &rusqlite::Transaction<'_>, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {
+    tx.prepare_cached(ACK_MANY)?.execute(params![owner, json_array(seqs.iter().copied())])
+}
+
+/// `[1,2,3]`.
+fn json_array(numbers: impl Iterator<Item = i64>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("[");
+    for (i, n) in numbers.enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        Ok(removed)
-    })
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{n}");
+    }
+    out.push(']');
+    out
 }
 
 fn to_u32(n: i64) -> u32 {

@@ -417,6 +417,11 @@ fn leasing_walks_one_sinks_rows_in_order_without_sorting() {
     let plan = query_plan(&store, &sql);
     assert!(plan.contains("outbox_by_sink (sink=?)"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    // Marking and acknowledging a batch find each row by its key, one statement per batch.
+    for sql in [outbox::LEASE_UPDATE.replace("?1", "'A'").replace("?2", "0"), outbox::ACK_MANY.replace("?1", "'A'")] {
+        let plan = query_plan(&store, &sql.replace("?3", "'[1,2]'").replace("?2", "'[1,2]'"));
+        assert!(plan.contains("SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)"), "{plan}");
+    }
     let prune = maintenance::PRUNE_CHUNK_DELETE.replace("?1", "'mastercard-cen'").replace("?5", "10").replace('?', "");
     let plan = query_plan(&store, &prune);
     assert!(plan.contains("notifications_by_created"), "{plan}");
@@ -497,6 +502,24 @@ fn retry_later_hides_the_row_until_its_next_attempt_without_blocking_the_rest() 
     assert!(store.retry_later(first.seq, "A", &huge, T0).unwrap());
     let kept: String = store.conn.query_row("SELECT last_error FROM outbox", [], |r| r.get(0)).unwrap();
     assert!(kept.len() <= 4096 && kept.chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn ack_and_lease_acknowledges_then_leases_the_next_rows_in_one_go() {
+    let (_dir, mut store) = open_temp();
+    let ids = fill(&mut store, 5);
+    let first = store.lease("s", "A", 2, 60_000, T0).unwrap();
+    assert_eq!(first.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [ids[0].as_str(), ids[1].as_str()]);
+    // Another owner's seq is not acknowledged; the next rows are leased.
+    let other = store.lease("s", "B", 1, 60_000, T0).unwrap();
+    let seqs = vec![first[0].seq, first[1].seq, other[0].seq];
+    let (acked, next) = store.ack_and_lease("A", &seqs, "s", 10, 60_000, T0).unwrap();
+    assert_eq!(acked, 2);
+    assert_eq!(next.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [ids[3].as_str(), ids[4].as_str()]);
+    assert_eq!(store.backlog().unwrap(), [("s".to_string(), 3)]);
+    assert!(store.lease("s", "C", 10, 60_000, T0).unwrap().is_empty(), "all leased");
+    let (acked, next) = store.ack_and_lease("A", &[next[0].seq, next[1].seq], "s", 10, 60_000, T0).unwrap();
+    assert_eq!((acked, next.len()), (2, 0));
 }
 
 #[test]
