@@ -92,6 +92,19 @@ struct Span {
 /// a time and in order: the next starts only after this one has finished.
 type PendingCommit = tokio::task::JoinHandle<Result<Accepted, StoreError>>;
 
+/// A request with its retries, and how many attempts it took.
+type Requested = (Result<Page, ScanError>, u64);
+
+/// What a scan has under way besides the request it is waiting for.
+#[derive(Default)]
+struct InFlight {
+    /// The last response's commit.
+    commit: Option<PendingCommit>,
+    /// The full page of the next piece to read, requested before it is its turn so the API
+    /// prepares it while the current one is parsed and committed. One at a time.
+    prefetch: Option<(Span, tokio::task::JoinHandle<Requested>)>,
+}
+
 impl Scanner {
     pub fn new(
         client: Client,
@@ -113,10 +126,14 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<(), ScanError> {
-        let mut pending = None;
-        let read = self.scan_window(start, end, via, shutdown, stats, &mut pending).await;
-        // Whatever stopped the scan, the commit under way is finished and counted.
-        let committed = self.finish_commit(&mut pending, stats).await;
+        let mut flight = InFlight::default();
+        let read = self.scan_window(start, end, via, shutdown, stats, &mut flight).await;
+        // A scan that stopped early drops the read it started ahead (a finished scan has
+        // none left); the commit under way is finished and counted, whatever happened.
+        if let Some((_, request)) = flight.prefetch.take() {
+            request.abort();
+        }
+        let committed = self.finish_commit(&mut flight.commit, stats).await;
         read.and(committed)
     }
 
@@ -127,7 +144,7 @@ impl Scanner {
         via: Via,
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
-        pending: &mut Option<PendingCommit>,
+        flight: &mut InFlight,
     ) -> Result<(), ScanError> {
         let page_size = u64::from(self.settings.page_size);
         // Depth-first, earliest first: progress is committed in time order.
@@ -136,9 +153,17 @@ impl Scanner {
             if shutdown.is_cancelled() {
                 return Err(ScanError::Cancelled);
             }
+            // A piece read ahead is only ever a fresh one, read as it would be now.
+            let prefetched = match flight.prefetch.take() {
+                Some((ahead, request)) if ahead.start == span.start && ahead.end == span.end => Some(request),
+                other => {
+                    flight.prefetch = other;
+                    None
+                }
+            };
             let stored = if self.settings.compare_counts && !span.fresh {
                 // The count must include what this scan has committed so far.
-                self.finish_commit(pending, stats).await?;
+                self.finish_commit(&mut flight.commit, stats).await?;
                 self.store.count_created(SOURCE_CEN, span.start, span.end, self.settings.subscriptions.clone()).await?
             } else {
                 0
@@ -148,7 +173,7 @@ impl Scanner {
             // which also tells the total — unless the window probably holds more than a
             // page, whose first page would then be read twice: ask the total first there too.
             let mut total = None;
-            if stored > 0 || self.likely_over(span, page_size) {
+            if prefetched.is_none() && (stored > 0 || self.likely_over(span, page_size)) {
                 let probe = self.get(span, 0, 1, shutdown, stats).await?;
                 self.observe_density(span, probe.total);
                 if probe.total == stored {
@@ -159,12 +184,27 @@ impl Scanner {
             }
             let mut committed_here = false;
             if total.is_none_or(|t| t <= page_size) {
-                let page = self.get(span, 0, self.settings.page_size, shutdown, stats).await?;
+                // The next piece's read starts before this one is awaited.
+                let next = todo.last().copied().filter(|n| n.fresh && !self.likely_over(*n, page_size));
+                if let Some(next) = next
+                    && flight.prefetch.is_none()
+                {
+                    let request = tokio::spawn(self.request(next, 0, self.settings.page_size, shutdown));
+                    flight.prefetch = Some((next, request));
+                }
+                let requested = match prefetched {
+                    Some(request) => request.await.unwrap_or_else(|e| {
+                        let e = StoreError::InvalidInput { op: "read ahead", detail: format!("the task failed: {e}") };
+                        (Err(ScanError::Store(e)), 0)
+                    }),
+                    None => self.request(span, 0, self.settings.page_size, shutdown).await,
+                };
+                let page = self.received(requested, stats)?;
                 self.observe_density(span, page.total);
                 let complete = page.total <= page_size && page.notifications.len() as u64 == page.total;
                 let page_total = page.total;
                 committed_here = !page.notifications.is_empty();
-                self.start_commit(pending, page, via, stats).await?;
+                self.start_commit(&mut flight.commit, page, via, stats).await?;
                 if complete {
                     continue;
                 }
@@ -172,7 +212,7 @@ impl Scanner {
             }
             let total = total.unwrap_or(page_size + 1);
             if span.end - span.start <= 1 {
-                self.finish_commit(pending, stats).await?;
+                self.finish_commit(&mut flight.commit, stats).await?;
                 self.scan_until_stable(span, via, total, shutdown, stats).await?;
                 continue;
             }
@@ -250,13 +290,32 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<Page, ScanError> {
+        let requested = self.request(span, offset, limit, shutdown).await;
+        self.received(requested, stats)
+    }
+
+    /// One request with its retries, as a task of its own if need be.
+    fn request(
+        &self,
+        span: Span,
+        offset: u64,
+        limit: u32,
+        shutdown: &CancellationToken,
+    ) -> impl Future<Output = Requested> + Send + 'static {
         let query =
             Query { start: super::from_ms(span.start), end: super::from_ms(span.end), offset, limit, subject: None };
-        let before = stats.requests;
-        let page =
-            with_retries(&self.settings.retry, shutdown, &mut stats.requests, || self.client.notifications(&query))
-                .await;
-        self.store.metrics().poll_requests.inc_by(stats.requests - before);
+        let (client, retry, shutdown) = (self.client.clone(), self.settings.retry.clone(), shutdown.clone());
+        async move {
+            let mut attempts = 0;
+            let page = with_retries(&retry, &shutdown, &mut attempts, || client.notifications(&query)).await;
+            (page, attempts)
+        }
+    }
+
+    /// Counts a request's attempts and records the API's clock.
+    fn received(&self, (page, attempts): Requested, stats: &mut ScanStats) -> Result<Page, ScanError> {
+        stats.requests += attempts;
+        self.store.metrics().poll_requests.inc_by(attempts);
         let page = page?;
         if let Some(date) = page.date {
             self.clock.observe(date);
