@@ -8,6 +8,8 @@
 use aws_lc_rs::digest;
 use serde_json::Value;
 
+use super::jcs::{self, Node};
+
 /// The member that differs between the push copy and the pulled copy.
 const PUSH_STATUS: &str = "pushStatus";
 
@@ -22,39 +24,25 @@ pub enum IdError {
 
 /// Lower-case hex SHA-256 of the JCS form of `notification` minus `pushStatus` and nulls.
 pub fn notification_id(notification: &Value) -> Result<String, IdError> {
-    let Value::Object(map) = notification else {
+    notification_id_of(&Node::from_value(notification))
+}
+
+/// [`notification_id`] of a notification parsed with [`Node::parse`] (the hot path: no
+/// `serde_json::Value` is built).
+pub fn notification_id_of(notification: &Node<'_>) -> Result<String, IdError> {
+    if !matches!(notification, Node::Object(_)) {
         return Err(IdError::NotAnObject);
-    };
-    let mut stripped = serde_json::Map::with_capacity(map.len());
-    for (key, value) in map {
-        if key != PUSH_STATUS && !value.is_null() {
-            stripped.insert(key.clone(), without_null_members(value));
-        }
     }
-    hash_canonical(&Value::Object(stripped))
+    let mut canonical = String::with_capacity(2048);
+    jcs::write_canonical_without_nulls(notification, &[PUSH_STATUS], &mut canonical)
+        .map_err(|e| IdError::Canonical(e.to_string()))?;
+    Ok(hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes())))
 }
 
 /// The id of a VGS webhook event: its own `id`, namespaced so it can never collide with a
 /// CEN hash.
 pub fn vgs_id(event_id: &str) -> String {
     format!("vgs:{event_id}")
-}
-
-fn hash_canonical(value: &Value) -> Result<String, IdError> {
-    let canonical = serde_json_canonicalizer::to_vec(value).map_err(|e| IdError::Canonical(e.to_string()))?;
-    Ok(hex::encode(digest::digest(&digest::SHA256, &canonical)))
-}
-
-/// Removes, recursively, every object member whose value is null. Null *elements* of
-/// arrays stay: removing them would change positions, i.e. the data.
-fn without_null_members(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_null_members(v))).collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(without_null_members).collect()),
-        other => other.clone(),
-    }
 }
 
 #[cfg(test)]

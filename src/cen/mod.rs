@@ -4,12 +4,14 @@
 //!   body hash), and [`keys`] loads the signing key from PKCS#12 or PEM;
 //! - [`client`] calls `GET /notifications` and turns every answer into a page or a typed error;
 //! - [`notification`] is the envelope every notification arrives in (push or pull), and
-//!   [`id`] the stable id that makes a push copy and a pull copy one notification;
+//!   [`id`] the stable id that makes a push copy and a pull copy one notification (its
+//!   canonical JSON written by [`jcs`]);
 //! - [`content`] holds typed structs for the seven subjects' content.
 
 pub mod client;
 pub mod content;
 pub mod id;
+pub mod jcs;
 pub mod keys;
 pub mod notification;
 pub mod oauth;

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::id::{IdError, notification_id};
+use super::id::{IdError, notification_id_of};
+use super::jcs::Node;
 
 /// One notification, checked and identified.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,31 +60,35 @@ impl From<IdError> for NotificationError {
 impl Notification {
     /// Checks one notification object given as JSON text and computes its id.
     pub fn from_json(text: &str) -> Result<Self, NotificationError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| NotificationError::Json(e.to_string()))?;
-        Self::from_value(&value, compact_json(text))
+        let node = Node::parse(text).map_err(|e| NotificationError::Json(e.to_string()))?;
+        Self::from_node(&node, compact_json(text))
     }
 
     /// Checks an already-parsed notification; `json` is its text (kept as the record).
     pub fn from_value(value: &Value, json: String) -> Result<Self, NotificationError> {
-        let Value::Object(map) = value else {
+        Self::from_node(&Node::from_value(value), json)
+    }
+
+    fn from_node(node: &Node<'_>, json: String) -> Result<Self, NotificationError> {
+        if !matches!(node, Node::Object(_)) {
             return Err(NotificationError::NotAnObject);
-        };
+        }
         let string = |key: &'static str| -> Result<String, NotificationError> {
-            match map.get(key) {
-                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            match node.get(key).and_then(Node::as_str) {
+                Some(s) if !s.is_empty() => Ok(s.to_owned()),
                 _ => Err(NotificationError::MissingString(key)),
             }
         };
-        let optional = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
+        let optional = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_owned);
         let subject = string("subject")?;
         let created_raw = string("createdTimestamp")?;
         let created =
             parse_timestamp(&created_raw).ok_or_else(|| NotificationError::BadTimestamp(created_raw.clone()))?;
-        if map.get("content").is_none_or(Value::is_null) {
+        if node.get("content").is_none_or(Node::is_null) {
             return Err(NotificationError::MissingContent);
         }
         Ok(Notification {
-            id: notification_id(value)?,
+            id: notification_id_of(node)?,
             subject,
             subscription_name: optional("subscriptionName"),
             push_status: optional("pushStatus"),
@@ -143,27 +148,43 @@ pub struct RawPage<'a> {
 /// Removes the whitespace between JSON tokens, leaving strings, numbers and member order
 /// exactly as sent. The input must be valid JSON; it is not re-checked.
 pub fn compact_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in text.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
+    // Byte by byte is safe: the quote, the backslash and the whitespace are ASCII, and no
+    // byte of a multi-byte UTF-8 character is. Strings (most of the text) are skipped with
+    // memchr; already-compact text (what the API sends) is copied in one go.
+    let bytes = text.as_bytes();
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // To the closing quote: the next quote not escaped by a backslash.
+                i += 1;
+                while let Some(at) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                    i += at;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
             }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                if out.capacity() == 0 {
+                    out.reserve(text.len());
+                }
+                out.extend_from_slice(&bytes[copied..i]);
+                copied = i + 1;
+            }
+            _ => {}
         }
+        i += 1;
     }
-    out
+    if copied == 0 {
+        return text.to_owned();
+    }
+    out.extend_from_slice(bytes.get(copied..).unwrap_or_default());
+    // Only whole ASCII bytes were left out, so the rest is still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -184,6 +205,47 @@ mod tests {
             n.json,
             r#"{"subject":"CLEARING","subscriptionName":"ops","pushStatus":"DELIVERED","createdTimestamp":"2026-11-22T10:00:00.640Z","content":{"note":"a \" b  c","n":1.50}}"#
         );
+    }
+
+    #[test]
+    fn compacting_keeps_strings_and_copies_compact_text_as_is() {
+        let text = "\t{ \"é €\" : \"a \\\" \\\\\" ,\r\n \"b\":[ 1 ,2 ] } ";
+        assert_eq!(compact_json(text), "{\"é €\":\"a \\\" \\\\\",\"b\":[1,2]}");
+        let compact = r#"{"a":"x y","b":[1,2]}"#;
+        assert_eq!(compact_json(compact), compact);
+        assert_eq!(compact_json(" "), "");
+    }
+
+    #[test]
+    fn compacting_matches_a_byte_by_byte_scan_and_never_panics() {
+        fn reference(text: &str) -> String {
+            let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+            for c in text.chars() {
+                if in_string {
+                    out.push(c);
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        in_string = false;
+                    }
+                } else if c == '"' {
+                    in_string = true;
+                    out.push(c);
+                } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        let text = "{ \"a \\\\\" : [ \"x\\\" y\" , 1.5 ,\n\"é \\\\\\\"\" ] , \"\\u0041 b\":\"\\\\\" }\t";
+        assert!(serde_json::from_str::<Value>(text).is_ok());
+        assert_eq!(compact_json(text), reference(text));
+        // Not JSON (not expected here): some answer, no panic.
+        for end in (0..text.len()).filter(|&e| text.is_char_boundary(e)) {
+            compact_json(&text[..end]);
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::retry::with_retries;
 use super::{ApiClock, PollHealth, PollSettings};
 use crate::cen::client::{ApiError, Client, Page, Query};
-use crate::store::{SOURCE_CEN, StoreError, StoreHandle, Via};
+use crate::store::{Accepted, SOURCE_CEN, StoreError, StoreHandle, Via};
 
 /// How many full offset scans of a one-millisecond sub-window before giving up on getting
 /// two identical ones in a row (the next cycle tries again).
@@ -72,6 +72,9 @@ pub struct Scanner {
     pub settings: PollSettings,
     pub clock: Arc<ApiClock>,
     health: Arc<Mutex<PollHealth>>,
+    /// Notifications per millisecond in the last sub-window whose total the API told: a
+    /// guess at whether a window holds more than a page before asking.
+    density: Mutex<Option<f64>>,
 }
 
 /// A sub-window still to read, in milliseconds `[start, end)`.
@@ -79,6 +82,27 @@ pub struct Scanner {
 struct Span {
     start: i64,
     end: i64,
+    /// A piece of a window that held nothing stored and into which this scan committed
+    /// nothing: its stored count is known to be zero without asking (unless another process
+    /// stored some meanwhile, which only costs a full read instead of a count).
+    fresh: bool,
+}
+
+/// The commit of one response, running while the next request is made. Commits stay one at
+/// a time and in order: the next starts only after this one has finished.
+type PendingCommit = tokio::task::JoinHandle<Result<Accepted, StoreError>>;
+
+/// A request with its retries, and how many attempts it took.
+type Requested = (Result<Page, ScanError>, u64);
+
+/// What a scan has under way besides the request it is waiting for.
+#[derive(Default)]
+struct InFlight {
+    /// The last response's commit.
+    commit: Option<PendingCommit>,
+    /// The full page of the next piece to read, requested before it is its turn so the API
+    /// prepares it while the current one is parsed and committed. One at a time.
+    prefetch: Option<(Span, tokio::task::JoinHandle<Requested>)>,
 }
 
 impl Scanner {
@@ -89,10 +113,11 @@ impl Scanner {
         clock: Arc<ApiClock>,
         health: Arc<Mutex<PollHealth>>,
     ) -> Scanner {
-        Scanner { client, store, settings, clock, health }
+        Scanner { client, store, settings, clock, health, density: Mutex::new(None) }
     }
 
-    /// Reads `[start, end)` completely into the store, as `via`.
+    /// Reads `[start, end)` completely into the store, as `via`. Returns only after every
+    /// response read is committed (or failed to commit).
     pub async fn scan(
         &self,
         start: DateTime<Utc>,
@@ -101,35 +126,85 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<(), ScanError> {
+        let mut flight = InFlight::default();
+        let read = self.scan_window(start, end, via, shutdown, stats, &mut flight).await;
+        // A scan that stopped early drops the read it started ahead (a finished scan has
+        // none left); the commit under way is finished and counted, whatever happened.
+        if let Some((_, request)) = flight.prefetch.take() {
+            request.abort();
+        }
+        let committed = self.finish_commit(&mut flight.commit, stats).await;
+        read.and(committed)
+    }
+
+    async fn scan_window(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        via: Via,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+        flight: &mut InFlight,
+    ) -> Result<(), ScanError> {
         let page_size = u64::from(self.settings.page_size);
         // Depth-first, earliest first: progress is committed in time order.
-        let mut todo = vec![Span { start: start.timestamp_millis(), end: end.timestamp_millis() }];
+        let mut todo = vec![Span { start: start.timestamp_millis(), end: end.timestamp_millis(), fresh: false }];
         while let Some(span) = todo.pop() {
             if shutdown.is_cancelled() {
                 return Err(ScanError::Cancelled);
             }
-            let stored = if self.settings.compare_counts {
+            // A piece read ahead is only ever a fresh one, read as it would be now.
+            let prefetched = match flight.prefetch.take() {
+                Some((ahead, request)) if ahead.start == span.start && ahead.end == span.end => Some(request),
+                other => {
+                    flight.prefetch = other;
+                    None
+                }
+            };
+            let stored = if self.settings.compare_counts && !span.fresh {
+                // The count must include what this scan has committed so far.
+                self.finish_commit(&mut flight.commit, stats).await?;
                 self.store.count_created(SOURCE_CEN, span.start, span.end, self.settings.subscriptions.clone()).await?
             } else {
                 0
             };
-            // With nothing stored there is nothing to compare: fetch a full page at once,
-            // which also tells the total. Otherwise ask the total first (limit=1), which is
-            // what keeps re-reading the lookback cheap.
+            // With something stored, ask the total first (limit=1): that is what keeps
+            // re-reading the lookback cheap. With nothing stored, fetch a full page at once,
+            // which also tells the total — unless the window probably holds more than a
+            // page, whose first page would then be read twice: ask the total first there too.
             let mut total = None;
-            if stored > 0 {
+            if prefetched.is_none() && (stored > 0 || self.likely_over(span, page_size)) {
                 let probe = self.get(span, 0, 1, shutdown, stats).await?;
+                self.observe_density(span, probe.total);
                 if probe.total == stored {
                     stats.skipped += 1;
                     continue;
                 }
                 total = Some(probe.total);
             }
+            let mut committed_here = false;
             if total.is_none_or(|t| t <= page_size) {
-                let page = self.get(span, 0, self.settings.page_size, shutdown, stats).await?;
+                // The next piece's read starts before this one is awaited.
+                let next = todo.last().copied().filter(|n| n.fresh && !self.likely_over(*n, page_size));
+                if let Some(next) = next
+                    && flight.prefetch.is_none()
+                {
+                    let request = tokio::spawn(self.request(next, 0, self.settings.page_size, shutdown));
+                    flight.prefetch = Some((next, request));
+                }
+                let requested = match prefetched {
+                    Some(request) => request.await.unwrap_or_else(|e| {
+                        let e = StoreError::InvalidInput { op: "read ahead", detail: format!("the task failed: {e}") };
+                        (Err(ScanError::Store(e)), 0)
+                    }),
+                    None => self.request(span, 0, self.settings.page_size, shutdown).await,
+                };
+                let page = self.received(requested, stats)?;
+                self.observe_density(span, page.total);
                 let complete = page.total <= page_size && page.notifications.len() as u64 == page.total;
                 let page_total = page.total;
-                self.commit(page, via, stats).await?;
+                committed_here = !page.notifications.is_empty();
+                self.start_commit(&mut flight.commit, page, via, stats).await?;
                 if complete {
                     continue;
                 }
@@ -137,6 +212,7 @@ impl Scanner {
             }
             let total = total.unwrap_or(page_size + 1);
             if span.end - span.start <= 1 {
+                self.finish_commit(&mut flight.commit, stats).await?;
                 self.scan_until_stable(span, via, total, shutdown, stats).await?;
                 continue;
             }
@@ -147,16 +223,29 @@ impl Scanner {
             let parts = if stored > 0 { 2 } else { (total * 3).div_ceil(page_size * 2).clamp(2, 64) as i64 };
             let parts = parts.min(span.end - span.start);
             let len = span.end - span.start;
+            let fresh = stored == 0 && !committed_here && self.settings.compare_counts;
             // Push in reverse so the earliest piece is read first.
             for i in (0..parts).rev() {
                 let s = span.start + len * i / parts;
                 let e = span.start + len * (i + 1) / parts;
                 if e > s {
-                    todo.push(Span { start: s, end: e });
+                    todo.push(Span { start: s, end: e, fresh });
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether `span`, with nothing of it stored, probably holds more than `page_size`
+    /// notifications, judging by the density of the last sub-window read.
+    fn likely_over(&self, span: Span, page_size: u64) -> bool {
+        let density = *self.density.lock().expect("density lock");
+        density.is_some_and(|d| d * (span.end - span.start) as f64 > page_size as f64)
+    }
+
+    fn observe_density(&self, span: Span, total: u64) {
+        let len = (span.end - span.start).max(1) as f64;
+        *self.density.lock().expect("density lock") = Some(total as f64 / len);
     }
 
     /// A one-millisecond sub-window holding more than a page cannot be split further: page
@@ -201,13 +290,32 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<Page, ScanError> {
+        let requested = self.request(span, offset, limit, shutdown).await;
+        self.received(requested, stats)
+    }
+
+    /// One request with its retries, as a task of its own if need be.
+    fn request(
+        &self,
+        span: Span,
+        offset: u64,
+        limit: u32,
+        shutdown: &CancellationToken,
+    ) -> impl Future<Output = Requested> + Send + 'static {
         let query =
             Query { start: super::from_ms(span.start), end: super::from_ms(span.end), offset, limit, subject: None };
-        let before = stats.requests;
-        let page =
-            with_retries(&self.settings.retry, shutdown, &mut stats.requests, || self.client.notifications(&query))
-                .await;
-        self.store.metrics().poll_requests.inc_by(stats.requests - before);
+        let (client, retry, shutdown) = (self.client.clone(), self.settings.retry.clone(), shutdown.clone());
+        async move {
+            let mut attempts = 0;
+            let page = with_retries(&retry, &shutdown, &mut attempts, || client.notifications(&query)).await;
+            (page, attempts)
+        }
+    }
+
+    /// Counts a request's attempts and records the API's clock.
+    fn received(&self, (page, attempts): Requested, stats: &mut ScanStats) -> Result<Page, ScanError> {
+        stats.requests += attempts;
+        self.store.metrics().poll_requests.inc_by(attempts);
         let page = page?;
         if let Some(date) = page.date {
             self.clock.observe(date);
@@ -219,16 +327,44 @@ impl Scanner {
     pub async fn probe_clock(&self, shutdown: &CancellationToken) -> Result<(), ScanError> {
         let now = Utc::now().timestamp_millis();
         let mut stats = ScanStats::default();
-        self.get(Span { start: now - 1, end: now }, 0, 1, shutdown, &mut stats).await.map(drop)
+        self.get(Span { start: now - 1, end: now, fresh: false }, 0, 1, shutdown, &mut stats).await.map(drop)
     }
 
-    /// Commits one response's notifications (one transaction).
+    /// Commits one response's notifications (one transaction) and waits for it.
     async fn commit(&self, page: Page, via: Via, stats: &mut ScanStats) -> Result<(), ScanError> {
+        let mut pending = None;
+        self.start_commit(&mut pending, page, via, stats).await?;
+        self.finish_commit(&mut pending, stats).await
+    }
+
+    /// Starts committing one response's notifications (one transaction), once the commit
+    /// under way, if any, has finished.
+    async fn start_commit(
+        &self,
+        pending: &mut Option<PendingCommit>,
+        page: Page,
+        via: Via,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        self.finish_commit(pending, stats).await?;
         stats.fetched += page.notifications.len() as u64;
         if page.notifications.is_empty() {
             return Ok(());
         }
-        let accepted = self.store.accept(page.notifications, via, self.settings.push_configured).await?;
+        let store = self.store.clone();
+        let push_configured = self.settings.push_configured;
+        *pending = Some(tokio::spawn(async move { store.accept(page.notifications, via, push_configured).await }));
+        Ok(())
+    }
+
+    /// Waits for the commit under way, if any, and counts what it did.
+    async fn finish_commit(&self, pending: &mut Option<PendingCommit>, stats: &mut ScanStats) -> Result<(), ScanError> {
+        let Some(commit) = pending.take() else {
+            return Ok(());
+        };
+        let accepted = commit.await.map_err(|e| {
+            ScanError::Store(StoreError::InvalidInput { op: "accept", detail: format!("the commit task failed: {e}") })
+        })??;
         stats.new += accepted.new as u64;
         stats.duplicates += accepted.duplicates as u64;
         for (subject, n) in &accepted.new_by_subject {

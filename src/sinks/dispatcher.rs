@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Sink, SinkError};
 use crate::config::DeliveryConfig;
 pub use crate::metrics::SinkCounters;
-use crate::store::StoreHandle;
+use crate::store::{Leased, StoreHandle};
 
 /// How long a lease holds before another process may take the row over.
 pub const LEASE: Duration = Duration::from_secs(300);
@@ -134,19 +134,22 @@ impl Dispatcher {
     /// delivered again. The process releases its owner's leases once all have stopped.
     pub async fn serve(&self, stop: CancellationToken) {
         let name = self.sink.name().to_owned();
+        // The batch leased together with the previous batch's acknowledgement.
+        let mut next = Vec::new();
         loop {
             if stop.is_cancelled() {
                 break;
             }
-            match self.heartbeat.while_running(self.deliver_once()).await {
-                Ok(0) => {
+            let batch = std::mem::take(&mut next);
+            match self.heartbeat.while_running(self.deliver_then_lease(batch)).await {
+                Ok((0, _)) => {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = self.store.outbox_changed() => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                     }
                 }
-                Ok(_) => {}
+                Ok((_, leased)) => next = leased,
                 Err(e) => {
                     tracing::warn!(sink = %name, error = %e, "cannot read the outbox; retrying");
                     tokio::select! {
@@ -161,11 +164,35 @@ impl Dispatcher {
     /// Leases one batch, delivers it, records the outcomes. Returns how many rows it
     /// leased (0: nothing due).
     pub async fn deliver_once(&self) -> Result<usize, crate::store::StoreError> {
+        let batch = self.lease().await?;
+        self.deliver(batch, false).await.map(|(n, _)| n)
+    }
+
+    async fn lease(&self) -> Result<Vec<Leased>, crate::store::StoreError> {
+        let now = Utc::now().timestamp_millis();
+        self.store.lease(self.sink.name(), &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64, now).await
+    }
+
+    /// Delivers `batch` (leasing one first when it is empty) and records the outcomes; the
+    /// acknowledgement also leases the next batch, in the same transaction (one commit per
+    /// batch instead of two). Returns how many rows were delivered or failed, and the next
+    /// batch.
+    async fn deliver_then_lease(&self, batch: Vec<Leased>) -> Result<(usize, Vec<Leased>), crate::store::StoreError> {
+        let batch = if batch.is_empty() { self.lease().await? } else { batch };
+        self.deliver(batch, true).await
+    }
+
+    /// Delivers a leased batch and records the outcomes; with `lease_next`, leases the next
+    /// batch together with the acknowledgement.
+    async fn deliver(
+        &self,
+        batch: Vec<Leased>,
+        lease_next: bool,
+    ) -> Result<(usize, Vec<Leased>), crate::store::StoreError> {
         let name = self.sink.name();
         let now = Utc::now().timestamp_millis();
-        let batch = self.store.lease(name, &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64, now).await?;
         if batch.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let outcomes = self.sink.deliver(&batch).await;
         let mut delivered = Vec::with_capacity(batch.len());
@@ -197,11 +224,20 @@ impl Dispatcher {
                 }
             }
         }
+        let mut next = Vec::new();
         if !delivered.is_empty() {
-            self.store.ack(&self.owner, delivered.clone()).await?;
-            self.counters.delivered.inc_by(delivered.len() as u64);
+            let count = delivered.len() as u64;
+            if lease_next {
+                let now = Utc::now().timestamp_millis();
+                let max = self.sink.max_batch();
+                (_, next) =
+                    self.store.ack_and_lease(&self.owner, delivered, name, max, LEASE.as_millis() as i64, now).await?;
+            } else {
+                self.store.ack(&self.owner, delivered).await?;
+            }
+            self.counters.delivered.inc_by(count);
         }
-        Ok(batch.len())
+        Ok((batch.len(), next))
     }
 }
 

@@ -125,13 +125,13 @@ const INSERT_NOTIFICATION: &str = "
     INSERT INTO notifications (id, source, subject, subscription_name, created_ms, created_raw,
                                received_via, first_seen_ms, recovered, json)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-    ON CONFLICT (id) DO NOTHING";
+    ON CONFLICT DO NOTHING";
 
 // ON CONFLICT only matters when one sink name is routed twice; one row per sink either way.
 const INSERT_OUTBOX: &str = "
-    INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms)
+    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms)
     VALUES (?1, ?2, ?3, 0, ?3)
-    ON CONFLICT (notification_id, sink) DO NOTHING";
+    ON CONFLICT (nid, sink) DO NOTHING";
 
 pub(super) const COUNT_CREATED: &str = "
     SELECT count(*) FROM notifications
@@ -250,6 +250,7 @@ fn accept_tx(
                 out.duplicates += 1;
                 continue;
             }
+            let nid = tx.last_insert_rowid();
             out.new += 1;
             out.new_ids.push(n.id.to_owned());
             match out.new_by_subject.iter_mut().find(|(s, _)| s == n.subject) {
@@ -257,7 +258,7 @@ fn accept_tx(
                 None => out.new_by_subject.push((n.subject.to_owned(), 1)),
             }
             for route in routes.iter().filter(|r| r.matches(n.subject)) {
-                out.enqueued += enqueue.execute(params![route.sink, n.id, now_ms])?;
+                out.enqueued += enqueue.execute(params![route.sink, nid, now_ms])?;
             }
         }
     }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::Utc;
 use tokio::sync::Notify;
 
+use super::checkpoint::Checkpointer;
 use super::{Accepted, DeadLetter, Incoming, Leased, Route, Store, StoreError, Via};
 use crate::cen::notification::Notification;
 use crate::metrics::{Metrics, ReceivedLabels, SubjectLabels, ViaLabels};
@@ -24,6 +25,8 @@ pub struct StoreHandle {
 
 struct Inner {
     store: Mutex<Store>,
+    /// Runs WAL checkpoints off the store's lock (file databases only).
+    checkpointer: Option<Checkpointer>,
     routes: RwLock<Arc<Vec<Route>>>,
     outbox: Notify,
     metrics: Arc<Metrics>,
@@ -43,10 +46,12 @@ impl StoreHandle {
 
     /// `metrics` counts every accepted batch: the one place push, pull, backfill and VGS
     /// all go through.
-    pub fn new(store: Store, routes: Vec<Route>, metrics: Arc<Metrics>) -> StoreHandle {
+    pub fn new(mut store: Store, routes: Vec<Route>, metrics: Arc<Metrics>) -> StoreHandle {
+        let checkpointer = store.background_checkpoints();
         StoreHandle {
             inner: Arc::new(Inner {
                 store: Mutex::new(store),
+                checkpointer,
                 routes: RwLock::new(Arc::new(routes)),
                 outbox: Notify::new(),
                 metrics,
@@ -78,7 +83,12 @@ impl StoreHandle {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut store = inner.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut store)
+            let result = f(&mut store);
+            drop(store);
+            if let Some(checkpointer) = &inner.checkpointer {
+                checkpointer.wake();
+            }
+            result
         })
         .await
         .unwrap_or_else(|e| {
@@ -187,6 +197,20 @@ impl StoreHandle {
     ) -> Result<Vec<Leased>, StoreError> {
         let (sink, owner) = (sink.to_owned(), owner.to_owned());
         self.call(move |s| s.lease(&sink, &owner, max, lease_ms, now_ms)).await
+    }
+
+    /// [`Store::ack_and_lease`].
+    pub async fn ack_and_lease(
+        &self,
+        owner: &str,
+        seqs: Vec<i64>,
+        sink: &str,
+        max: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<(usize, Vec<Leased>), StoreError> {
+        let (sink, owner) = (sink.to_owned(), owner.to_owned());
+        self.call(move |s| s.ack_and_lease(&owner, &seqs, &sink, max, lease_ms, now_ms)).await
     }
 
     pub async fn ack(&self, owner: &str, seqs: Vec<i64>) -> Result<usize, StoreError> {

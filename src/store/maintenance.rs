@@ -37,12 +37,12 @@ const FIRST_CREATED: &str = "
     ORDER BY created_ms LIMIT 1";
 
 pub(super) const PRUNE_CHUNK_DELETE: &str = "
-    DELETE FROM notifications WHERE rowid IN (
-        SELECT n.rowid FROM notifications AS n
+    DELETE FROM notifications WHERE nid IN (
+        SELECT n.nid FROM notifications AS n
         WHERE n.source = ?1 AND n.created_ms >= ?2 AND n.created_ms < ?3
           AND n.first_seen_ms < ?4
-          AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.notification_id = n.id)
-          AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.notification_id = n.id)
+          AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.nid = n.nid)
+          AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.nid = n.nid)
         LIMIT ?5)";
 
 const COUNTS_SINCE: &str = "

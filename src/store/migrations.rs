@@ -72,8 +72,104 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_by_notification ON dead_letters (notification_id);
 "#;
 
+/// Version 2: the seen set keyed by creation time instead of by hash.
+///
+/// In version 1 `notifications.id` was the primary key, and the outbox and dead letters
+/// referred to notifications by it. Ids are SHA-256 hashes, so every insert landed on a
+/// random page of that index (and of `outbox_by_notification`): once the index outgrew a
+/// page commit, each new notification dirtied a page of its own in each of them — 8 KiB
+/// written to the WAL and again to the database per index per notification, ~25 KB per
+/// notification in all (measured in the backfill benchmark, BENCHMARKS.md).
+///
+/// Now a notification has an integer key `nid` (in insertion order) that the outbox and
+/// dead letters refer to, and duplicates are caught by a unique index on
+/// `(created_ms, id)`, which new notifications reach in time order. For a CEN notification
+/// that is exactly the same set as unique ids: the id hashes the whole object, its
+/// `createdTimestamp` included, so equal ids have equal `created_ms`. For other sources
+/// (VGS, whose `created_ms` need not follow from the event id) a partial unique index on
+/// `id` keeps ids unique outright; VGS volumes are small.
+///
+/// The copy keeps every row, rowid and outbox sequence number as they were.
+const V2: &str = r#"
+CREATE TABLE notifications_v2 (
+    nid               INTEGER PRIMARY KEY,
+    id                TEXT    NOT NULL,
+    source            TEXT    NOT NULL CHECK (source IN ('mastercard-cen', 'vgs')),
+    subject           TEXT    NOT NULL,
+    subscription_name TEXT,
+    created_ms        INTEGER NOT NULL,
+    created_raw       TEXT    NOT NULL,
+    received_via      TEXT    NOT NULL CHECK (received_via IN ('push', 'pull', 'backfill')),
+    first_seen_ms     INTEGER NOT NULL,
+    recovered         INTEGER NOT NULL DEFAULT 0 CHECK (recovered IN (0, 1)),
+    json              TEXT    NOT NULL
+);
+INSERT INTO notifications_v2 (nid, id, source, subject, subscription_name, created_ms, created_raw,
+                              received_via, first_seen_ms, recovered, json)
+SELECT rowid, id, source, subject, subscription_name, created_ms, created_raw,
+       received_via, first_seen_ms, recovered, json
+FROM notifications ORDER BY rowid;
+
+CREATE TABLE outbox_v2 (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink            TEXT    NOT NULL,
+    nid             INTEGER NOT NULL REFERENCES notifications_v2 (nid),
+    enqueued_ms     INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    lease_owner     TEXT,
+    lease_until_ms  INTEGER,
+    last_error      TEXT
+);
+INSERT INTO outbox_v2 (seq, sink, nid, enqueued_ms, attempts, next_attempt_ms, lease_owner,
+                       lease_until_ms, last_error)
+SELECT o.seq, o.sink, n.rowid, o.enqueued_ms, o.attempts, o.next_attempt_ms, o.lease_owner,
+       o.lease_until_ms, o.last_error
+FROM outbox AS o JOIN notifications AS n ON n.id = o.notification_id ORDER BY o.seq;
+-- A sequence number is never reused, even one whose row was already delivered.
+UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))
+WHERE name = 'outbox_v2';
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'outbox_v2', seq FROM sqlite_sequence
+WHERE name = 'outbox' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox_v2');
+
+-- `notification_id` stays, for listing and for `--id`, without a join.
+CREATE TABLE dead_letters_v2 (
+    sink              TEXT    NOT NULL,
+    nid               INTEGER NOT NULL REFERENCES notifications_v2 (nid),
+    notification_id   TEXT    NOT NULL,
+    attempts          INTEGER NOT NULL,
+    first_enqueued_ms INTEGER NOT NULL,
+    dead_ms           INTEGER NOT NULL,
+    last_error        TEXT,
+    PRIMARY KEY (sink, nid)
+);
+INSERT INTO dead_letters_v2 (sink, nid, notification_id, attempts, first_enqueued_ms, dead_ms,
+                             last_error)
+SELECT d.sink, n.rowid, d.notification_id, d.attempts, d.first_enqueued_ms, d.dead_ms,
+       d.last_error
+FROM dead_letters AS d JOIN notifications AS n ON n.id = d.notification_id;
+
+DROP TABLE dead_letters;
+DROP TABLE outbox;
+DROP TABLE notifications;
+ALTER TABLE notifications_v2 RENAME TO notifications;
+ALTER TABLE outbox_v2 RENAME TO outbox;
+ALTER TABLE dead_letters_v2 RENAME TO dead_letters;
+
+-- The seen set (see above): duplicates of a CEN notification meet here...
+CREATE UNIQUE INDEX notifications_seen ON notifications (created_ms, id);
+-- ...and of anything else here.
+CREATE UNIQUE INDEX notifications_seen_other ON notifications (id) WHERE source <> 'mastercard-cen';
+-- As in version 1: counting a poll sub-window reads this index only.
+CREATE INDEX notifications_by_created ON notifications (source, created_ms, subscription_name);
+CREATE INDEX outbox_by_sink ON outbox (sink, seq, next_attempt_ms, lease_until_ms);
+CREATE UNIQUE INDEX outbox_by_notification ON outbox (nid, sink);
+CREATE INDEX dead_letters_by_notification ON dead_letters (nid);
+"#;
+
 /// The steps, in order; step `i` takes the file from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes.
 pub(super) const CURRENT: i64 = MIGRATIONS.len() as i64;

@@ -23,6 +23,7 @@
 //! - The store never reads the clock: every time is UTC epoch milliseconds from the caller.
 
 mod accept;
+mod checkpoint;
 mod error;
 mod handle;
 mod maintenance;
@@ -114,6 +115,20 @@ impl Store {
         &self.path
     }
 
+    /// Moves WAL checkpoints to a thread of their own (see [`checkpoint`]); this
+    /// connection's automatic checkpoint stays as a fallback at a higher threshold. `None`
+    /// for a database not in WAL mode (in memory) or when the thread cannot start.
+    fn background_checkpoints(&mut self) -> Option<checkpoint::Checkpointer> {
+        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).ok()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return None;
+        }
+        let checkpointer = checkpoint::Checkpointer::start(&self.path)?;
+        // If this fails the default threshold stays, which is only more checkpoints.
+        let _ = self.conn.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES);
+        Some(checkpointer)
+    }
+
     fn configure(&mut self, wal: bool) -> Result<(), StoreError> {
         self.conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // First, so that the pragmas and migrations below wait for another process's lock.
@@ -136,8 +151,7 @@ impl Store {
             // G4: a commit is on disk before it returns (the WAL is fsynced per commit).
             ("synchronous", "FULL"),
             ("foreign_keys", "ON"),
-            // 16 MiB instead of 2: the id index is keyed by hashes, so inserts land all over
-            // it; keeping more of it in memory saves re-reading pages.
+            // 16 MiB instead of 2: fewer re-reads of index pages.
             ("cache_size", "-16384"),
             // Truncate the WAL back to 64 MiB after a checkpoint, in case a long read let
             // it grow.

@@ -71,18 +71,25 @@ pub struct DeadLetter {
 // CROSS JOIN fixes the loop order: walk the sink's outbox rows in seq order through
 // `outbox_by_sink` and stop at the limit, looking up each notification by primary key.
 pub(super) const LEASE_SELECT: &str = "
-    SELECT o.seq, o.notification_id, o.attempts, o.enqueued_ms,
+    SELECT o.seq, n.id, o.attempts, o.enqueued_ms,
            n.source, n.received_via, n.first_seen_ms, n.subject, n.subscription_name,
            n.created_raw, n.json
-    FROM outbox AS o CROSS JOIN notifications AS n ON n.id = o.notification_id
+    FROM outbox AS o CROSS JOIN notifications AS n ON n.nid = o.nid
     WHERE o.sink = ?1 AND o.next_attempt_ms <= ?2
       AND (o.lease_until_ms IS NULL OR o.lease_until_ms < ?2)
     ORDER BY o.seq
     LIMIT ?3";
 
-const LEASE_UPDATE: &str = "UPDATE outbox SET lease_owner = ?2, lease_until_ms = ?3 WHERE seq = ?1";
+// The leased seqs travel as one JSON array: one statement per batch, not one per row (each
+// `seq` is still found by primary key).
+pub(super) const LEASE_UPDATE: &str = "
+    UPDATE outbox SET lease_owner = ?1, lease_until_ms = ?2
+    WHERE seq IN (SELECT value FROM json_each(?3))";
 
 const ACK: &str = "DELETE FROM outbox WHERE seq = ?1 AND lease_owner = ?2";
+
+pub(super) const ACK_MANY: &str = "
+    DELETE FROM outbox WHERE lease_owner = ?1 AND seq IN (SELECT value FROM json_each(?2))";
 
 const RETRY_LATER: &str = "
     UPDATE outbox
@@ -92,18 +99,19 @@ const RETRY_LATER: &str = "
 
 // The SELECT has a WHERE clause, which SQLite needs to parse the upsert after it.
 const DEAD_LETTER_INSERT: &str = "
-    INSERT INTO dead_letters (sink, notification_id, attempts, first_enqueued_ms, dead_ms,
+    INSERT INTO dead_letters (sink, nid, notification_id, attempts, first_enqueued_ms, dead_ms,
                               last_error)
-    SELECT sink, notification_id, attempts + 1, enqueued_ms, ?3, ?4
-    FROM outbox WHERE seq = ?1 AND lease_owner = ?2
-    ON CONFLICT (sink, notification_id) DO UPDATE SET
+    SELECT o.sink, o.nid, n.id, o.attempts + 1, o.enqueued_ms, ?3, ?4
+    FROM outbox AS o JOIN notifications AS n ON n.nid = o.nid
+    WHERE o.seq = ?1 AND o.lease_owner = ?2
+    ON CONFLICT (sink, nid) DO UPDATE SET
         attempts = excluded.attempts, first_enqueued_ms = excluded.first_enqueued_ms,
         dead_ms = excluded.dead_ms, last_error = excluded.last_error";
 
 const DEAD_LETTERS_LIST: &str = "
     SELECT d.sink, d.notification_id, d.attempts, d.first_enqueued_ms, d.dead_ms, d.last_error,
            n.subject, n.created_raw
-    FROM dead_letters AS d LEFT JOIN notifications AS n ON n.id = d.notification_id
+    FROM dead_letters AS d LEFT JOIN notifications AS n ON n.nid = d.nid
     WHERE (?1 IS NULL OR d.sink = ?1) AND (?2 IS NULL OR d.notification_id = ?2)
     ORDER BY d.dead_ms, d.sink, d.notification_id";
 
@@ -111,14 +119,12 @@ const DEAD_LETTERS_LIST: &str = "
 // and enqueued_ms is now so max_age does too. A row already queued again (e.g. by replay)
 // is not duplicated.
 const DEAD_LETTERS_REQUEUE: &str = "
-    INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms,
-                        last_error)
-    SELECT d.sink, d.notification_id, ?3, 0, ?3, d.last_error
+    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms, last_error)
+    SELECT d.sink, d.nid, ?3, 0, ?3, d.last_error
     FROM dead_letters AS d
     WHERE (?1 IS NULL OR d.sink = ?1) AND (?2 IS NULL OR d.notification_id = ?2)
-      AND EXISTS (SELECT 1 FROM notifications AS n WHERE n.id = d.notification_id)
-      AND NOT EXISTS (SELECT 1 FROM outbox AS o
-                      WHERE o.notification_id = d.notification_id AND o.sink = d.sink)
+      AND EXISTS (SELECT 1 FROM notifications AS n WHERE n.nid = d.nid)
+      AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.nid = d.nid AND o.sink = d.sink)
     ORDER BY d.first_enqueued_ms, d.notification_id";
 
 // Only those now queued leave the dead letters (all of them, unless the notification row
@@ -127,17 +133,16 @@ const DEAD_LETTERS_DELETE: &str = "
     DELETE FROM dead_letters
     WHERE (?1 IS NULL OR sink = ?1) AND (?2 IS NULL OR notification_id = ?2)
       AND EXISTS (SELECT 1 FROM outbox AS o
-                  WHERE o.notification_id = dead_letters.notification_id
-                    AND o.sink = dead_letters.sink)";
+                  WHERE o.nid = dead_letters.nid AND o.sink = dead_letters.sink)";
 
 // ?6 is NULL for a sink that takes every subject, else a JSON array of its subjects.
 const REPLAY_INSERT: &str = "
-    INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms)
-    SELECT ?1, n.id, ?5, 0, ?5
+    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms)
+    SELECT ?1, n.nid, ?5, 0, ?5
     FROM notifications AS n
     WHERE n.source = ?2 AND n.created_ms >= ?3 AND n.created_ms < ?4
       AND (?6 IS NULL OR n.subject IN (SELECT value FROM json_each(?6)))
-      AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.notification_id = n.id AND o.sink = ?1)
+      AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.nid = n.nid AND o.sink = ?1)
     ORDER BY n.created_ms";
 
 impl Store {
@@ -169,6 +174,26 @@ impl Store {
             return Ok(0);
         }
         ack_tx(&mut self.conn, owner, seqs).map_err(|e| self.fail("acknowledge deliveries", e))
+    }
+
+    /// [`Store::ack`] and then [`Store::lease`], in one transaction: a dispatcher going
+    /// through a backlog commits once per batch instead of twice.
+    pub fn ack_and_lease(
+        &mut self,
+        owner: &str,
+        seqs: &[i64],
+        sink: &str,
+        max: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<(usize, Vec<Leased>), StoreError> {
+        let until = now_ms.saturating_add(lease_ms.max(0));
+        write_tx(&mut self.conn, |tx| {
+            let acked = if seqs.is_empty() { 0 } else { ack_in(tx, owner, seqs)? };
+            let leased = if max == 0 { Vec::new() } else { lease_in(tx, sink, owner, max, until, now_ms)? };
+            Ok((acked, leased))
+        })
+        .map_err(|e| self.fail("acknowledge deliveries and lease more", e))
     }
 
     /// Records a failed attempt: `attempts + 1`, `last_error`, due again at
@@ -348,61 +373,81 @@ fn lease_tx(
     until: i64,
     now_ms: i64,
 ) -> rusqlite::Result<Vec<Leased>> {
-    write_tx(conn, |tx| {
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        let mut leased = Vec::new();
-        {
-            let mut select = tx.prepare_cached(LEASE_SELECT)?;
-            let mut rows = select.query(params![sink, now_ms, limit])?;
-            while let Some(row) = rows.next()? {
-                let id: String = row.get(1)?;
-                let received_via: String = row.get(5)?;
-                let subject: String = row.get(7)?;
-                let created_raw: String = row.get(9)?;
-                let mut record = String::new();
-                write_record(
-                    &mut record,
-                    &RecordFields {
-                        id: &id,
-                        source: row.get_ref(4)?.as_str()?,
-                        received_via: &received_via,
-                        first_seen_ms: row.get(6)?,
-                        subject: &subject,
-                        subscription_name: row.get_ref(8)?.as_str_or_null()?,
-                        created_raw: &created_raw,
-                        json: row.get_ref(10)?.as_str()?,
-                    },
-                );
-                leased.push(Leased {
-                    seq: row.get(0)?,
-                    id,
-                    attempts: to_u32(row.get(2)?),
-                    enqueued_ms: row.get(3)?,
-                    subject,
-                    created_raw,
-                    received_via,
-                    record,
-                });
-            }
+    write_tx(conn, |tx| lease_in(tx, sink, owner, max, until, now_ms))
+}
+
+fn lease_in(
+    tx: &rusqlite::Transaction<'_>,
+    sink: &str,
+    owner: &str,
+    max: usize,
+    until: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Leased>> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut leased = Vec::new();
+    {
+        let mut select = tx.prepare_cached(LEASE_SELECT)?;
+        let mut rows = select.query(params![sink, now_ms, limit])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(1)?;
+            let received_via: String = row.get(5)?;
+            let subject: String = row.get(7)?;
+            let created_raw: String = row.get(9)?;
+            let mut record = String::new();
+            write_record(
+                &mut record,
+                &RecordFields {
+                    id: &id,
+                    source: row.get_ref(4)?.as_str()?,
+                    received_via: &received_via,
+                    first_seen_ms: row.get(6)?,
+                    subject: &subject,
+                    subscription_name: row.get_ref(8)?.as_str_or_null()?,
+                    created_raw: &created_raw,
+                    json: row.get_ref(10)?.as_str()?,
+                },
+            );
+            leased.push(Leased {
+                seq: row.get(0)?,
+                id,
+                attempts: to_u32(row.get(2)?),
+                enqueued_ms: row.get(3)?,
+                subject,
+                created_raw,
+                received_via,
+                record,
+            });
         }
-        // Marked after reading, not while the SELECT is stepping over the same index.
-        let mut update = tx.prepare_cached(LEASE_UPDATE)?;
-        for row in &leased {
-            update.execute(params![row.seq, owner, until])?;
-        }
-        Ok(leased)
-    })
+    }
+    // Marked after reading, not while the SELECT is stepping over the same index.
+    if !leased.is_empty() {
+        tx.prepare_cached(LEASE_UPDATE)?.execute(params![owner, until, json_array(leased.iter().map(|l| l.seq))])?;
+    }
+    Ok(leased)
 }
 
 fn ack_tx(conn: &mut Connection, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {
-    write_tx(conn, |tx| {
-        let mut delete = tx.prepare_cached(ACK)?;
-        let mut removed = 0;
-        for &seq in seqs {
-            removed += delete.execute(params![seq, owner])?;
+    write_tx(conn, |tx| ack_in(tx, owner, seqs))
+}
+
+fn ack_in(tx: &rusqlite::Transaction<'_>, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {
+    tx.prepare_cached(ACK_MANY)?.execute(params![owner, json_array(seqs.iter().copied())])
+}
+
+/// `[1,2,3]`.
+fn json_array(numbers: impl Iterator<Item = i64>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("[");
+    for (i, n) in numbers.enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        Ok(removed)
-    })
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{n}");
+    }
+    out.push(']');
+    out
 }
 
 fn to_u32(n: i64) -> u32 {

@@ -252,6 +252,99 @@ fn a_source_outside_the_schema_is_refused_before_writing() {
 }
 
 #[test]
+fn the_seen_set_is_unique_by_id() {
+    let (_dir, mut store) = open_temp();
+    // A VGS event id is unique whatever its created time (a resent webhook may differ).
+    let first = Owned::new("vgs:evt_1", "cmp_au_card.updated", None, T0);
+    let resent = Owned::new("vgs:evt_1", "cmp_au_card.updated", None, T0 + 5_000);
+    for (o, new) in [(&first, 1), (&resent, 0)] {
+        let mut vgs = o.incoming();
+        vgs.source = SOURCE_VGS;
+        assert_eq!(store.accept(&[vgs], Via::Push, false, &[all("s")], T0).unwrap().new, new);
+    }
+    // A CEN id hashes createdTimestamp, so its copies share created_ms: (created_ms, id) is
+    // the index they meet in, also across batches far apart in time.
+    let a = Owned::new("a", "CLEARING", None, T0);
+    let later: Vec<Owned> = (1..500).map(|i| Owned::new(&format!("x{i}"), "CLEARING", None, T0 + i * 1000)).collect();
+    assert_eq!(store.accept(&[a.incoming()], Via::Push, false, &[all("s")], T0).unwrap().new, 1);
+    let inc: Vec<Incoming<'_>> = later.iter().map(Owned::incoming).collect();
+    assert_eq!(store.accept(&inc, Via::Pull, false, &[all("s")], T0).unwrap().new, 499);
+    let again = store.accept(&[a.incoming()], Via::Pull, false, &[all("s")], T0).unwrap();
+    assert_eq!((again.new, again.duplicates), (0, 1));
+    assert_eq!(row_count(&store, "notifications"), 501);
+    assert_eq!(row_count(&store, "outbox"), 501);
+}
+
+/// A state file written by a build with schema version 1 (ids as the primary key).
+#[test]
+fn a_version_1_file_is_migrated_keeping_rows_queue_and_dead_letters() {
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(migrations::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for (id, ms) in [("a", T0), ("b", T0 + 1), ("c", T0 + 2), ("d", T0 + 3)] {
+            let o = Owned::new(id, "CLEARING", Some("ops"), ms);
+            conn.execute(
+                "INSERT INTO notifications (id, source, subject, subscription_name, created_ms, created_raw,
+                                            received_via, first_seen_ms, recovered, json)
+                 VALUES (?1, 'mastercard-cen', 'CLEARING', 'ops', ?2, ?3, 'pull', ?2, 0, ?4)",
+                rusqlite::params![id, ms, o.created_raw, o.json],
+            )
+            .unwrap();
+        }
+        // a: leased by a live owner; b: due; c: delivered (its seq must not come back);
+        // d: a dead letter.
+        conn.execute_batch(
+            "INSERT INTO outbox (sink, notification_id, enqueued_ms, attempts, next_attempt_ms, lease_owner,
+                                 lease_until_ms)
+                 VALUES ('s', 'a', 1, 2, 1, 'X', 9223372036854775807);
+             INSERT INTO outbox (sink, notification_id, enqueued_ms, next_attempt_ms) VALUES ('s', 'b', 1, 1);
+             INSERT INTO outbox (sink, notification_id, enqueued_ms, next_attempt_ms) VALUES ('s', 'c', 1, 1);
+             DELETE FROM outbox WHERE notification_id = 'c';
+             INSERT INTO dead_letters (sink, notification_id, attempts, first_enqueued_ms, dead_ms, last_error)
+                 VALUES ('s', 'd', 50, 1, 2, 'gone');",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), migrations::CURRENT);
+    let violations: i64 =
+        store.conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(violations, 0);
+    let nids: Vec<(i64, String)> = store
+        .conn
+        .prepare("SELECT nid, id FROM notifications ORDER BY nid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(nids, [(1, "a".into()), (2, "b".into()), (3, "c".into()), (4, "d".into())]);
+
+    // The queue: `a` stays leased to X, `b` is leased now, with its record.
+    let leased = store.lease("s", "Y", 10, 60_000, T0).unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!((leased[0].seq, leased[0].id.as_str()), (2, "b"));
+    assert!(leased[0].record.starts_with("{\"id\":\"b\""), "{}", leased[0].record);
+    assert_eq!(store.release("X").unwrap(), 1);
+    let listed = store.dead_letters(None, None).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].notification_id.as_str(), listed[0].subject.as_deref()), ("d", Some("CLEARING")));
+
+    // The seen set still holds every id, and a new row gets a new sequence number.
+    let a = Owned::new("a", "CLEARING", Some("ops"), T0);
+    let e = Owned::new("e", "CLEARING", None, T0 + 4);
+    let got = store.accept(&views(&[&a, &e]), Via::Pull, false, &[all("s")], T0).unwrap();
+    assert_eq!((got.new, got.duplicates), (1, 1));
+    let seq: i64 = store.conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).unwrap();
+    assert_eq!(seq, 4, "seq 3 was used by c's delivered row");
+    assert_eq!(store.retry_dead_letters(None, Some("d"), T0).unwrap(), 1);
+    assert_eq!(store.backlog().unwrap(), [("s".to_string(), 4)]);
+}
+
+#[test]
 fn incoming_from_a_notification() {
     let text = r#"{"subject":"CLEARING","subscriptionName":"ops","pushStatus":"FAILED","createdTimestamp":"2026-11-25T10:00:00.640Z","content":{"a":1}}"#;
     let n = crate::cen::notification::Notification::from_json(text).unwrap();
@@ -324,6 +417,11 @@ fn leasing_walks_one_sinks_rows_in_order_without_sorting() {
     let plan = query_plan(&store, &sql);
     assert!(plan.contains("outbox_by_sink (sink=?)"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    // Marking and acknowledging a batch find each row by its key, one statement per batch.
+    for sql in [outbox::LEASE_UPDATE.replace("?1", "'A'").replace("?2", "0"), outbox::ACK_MANY.replace("?1", "'A'")] {
+        let plan = query_plan(&store, &sql.replace("?3", "'[1,2]'").replace("?2", "'[1,2]'"));
+        assert!(plan.contains("SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)"), "{plan}");
+    }
     let prune = maintenance::PRUNE_CHUNK_DELETE.replace("?1", "'mastercard-cen'").replace("?5", "10").replace('?', "");
     let plan = query_plan(&store, &prune);
     assert!(plan.contains("notifications_by_created"), "{plan}");
@@ -404,6 +502,24 @@ fn retry_later_hides_the_row_until_its_next_attempt_without_blocking_the_rest() 
     assert!(store.retry_later(first.seq, "A", &huge, T0).unwrap());
     let kept: String = store.conn.query_row("SELECT last_error FROM outbox", [], |r| r.get(0)).unwrap();
     assert!(kept.len() <= 4096 && kept.chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn ack_and_lease_acknowledges_then_leases_the_next_rows_in_one_go() {
+    let (_dir, mut store) = open_temp();
+    let ids = fill(&mut store, 5);
+    let first = store.lease("s", "A", 2, 60_000, T0).unwrap();
+    assert_eq!(first.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [ids[0].as_str(), ids[1].as_str()]);
+    // Another owner's seq is not acknowledged; the next rows are leased.
+    let other = store.lease("s", "B", 1, 60_000, T0).unwrap();
+    let seqs = vec![first[0].seq, first[1].seq, other[0].seq];
+    let (acked, next) = store.ack_and_lease("A", &seqs, "s", 10, 60_000, T0).unwrap();
+    assert_eq!(acked, 2);
+    assert_eq!(next.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [ids[3].as_str(), ids[4].as_str()]);
+    assert_eq!(store.backlog().unwrap(), [("s".to_string(), 3)]);
+    assert!(store.lease("s", "C", 10, 60_000, T0).unwrap().is_empty(), "all leased");
+    let (acked, next) = store.ack_and_lease("A", &[next[0].seq, next[1].seq], "s", 10, 60_000, T0).unwrap();
+    assert_eq!((acked, next.len()), (2, 0));
 }
 
 #[test]
@@ -716,4 +832,32 @@ fn accept_throughput() {
         items[0].json.len(),
         total as f64 / secs
     );
+}
+
+#[tokio::test]
+async fn checkpoints_run_in_the_background() {
+    let (_dir, path) = temp();
+    let handle = StoreHandle::open(&path, vec![all("s")]).unwrap();
+    let db_size = || std::fs::metadata(&path).unwrap().len();
+    let before = db_size();
+    // Far below the main connection's own checkpoint threshold.
+    let items: Vec<Owned> = (0..200).map(|i| Owned::new(&format!("id{i}"), "CLEARING", None, T0 + i)).collect();
+    let got = handle
+        .call(move |s| {
+            let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
+            s.accept(&inc, Via::Pull, false, &[all("s")], T0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.new, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while db_size() == before {
+        assert!(std::time::Instant::now() < deadline, "nothing was checkpointed into the database file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let autocheckpoint: i64 = handle
+        .call(|s| Ok(s.conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(autocheckpoint, checkpoint::FALLBACK_PAGES);
 }
