@@ -372,3 +372,64 @@ async fn a_400_is_a_dead_letter_and_retry_delivers_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no dead letters matched"), "{}", describe(&out));
     stop.cancel();
 }
+
+/// SIGKILL during delivery, then restart (issue 5): the HTTP sink and a command sink got
+/// every id at least once. Duplicates are allowed (G2: a delivery in flight at the kill may
+/// be repeated) and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_delivery_then_restart_delivers_every_id_at_least_once_to_http_and_command() {
+    use rand::{Rng, SeedableRng};
+    let receiver = Receiver::new();
+    let listener = listen().await;
+    let addr = listener.local_addr().unwrap();
+    serve(receiver.clone(), listener, CancellationToken::new());
+    let (env, expected) = env_for(77, 5000, addr).await;
+    // A command sink beside the HTTP one: each run appends the record to a file.
+    let mut config = std::fs::read_to_string(&env.config_path).unwrap();
+    config.push_str(
+        "\n[[sinks]]\nname = \"handler\"\ntype = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >> handled.jsonl\"]\ntimeout = \"10s\"\n",
+    );
+    std::fs::write(&env.config_path, config).unwrap();
+    let handled = env.dir.path().join("handled.jsonl");
+    let handled_ids = || -> BTreeMap<String, usize> {
+        let mut ids = BTreeMap::new();
+        for line in std::fs::read_to_string(&handled).unwrap_or_default().lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                *ids.entry(v["id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+            }
+        }
+        ids
+    };
+    let seed: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    println!("kill points from seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for k in 1..=4 {
+        let mut daemon = env.spawn_daemon();
+        // The kill point, not a synchronisation: whatever the daemon is doing then.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..=1500))).await;
+        assert!(daemon.exited().is_none(), "the daemon exited by itself before kill {k}:\n{}", env.log_tail(30));
+        daemon.kill9().await;
+        println!("kill {k}: http {} ids, command {} ids", receiver.accepted().len(), handled_ids().len());
+    }
+    let last = env.spawn_daemon();
+    let all_in = |got: &BTreeMap<String, usize>| expected.iter().all(|id| got.contains_key(id));
+    let complete = wait_for(Duration::from_secs(120), || all_in(&receiver.accepted()) && all_in(&handled_ids())).await;
+    assert!(
+        complete,
+        "http {} / command {} of {}:\n{}",
+        receiver.accepted().len(),
+        handled_ids().len(),
+        expected.len(),
+        env.log_tail(30)
+    );
+    let (status, _) = last.stop("TERM", Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+    let http = receiver.accepted();
+    let command = handled_ids();
+    for got in [&http, &command] {
+        assert!(got.keys().all(|id| expected.contains(id)), "ids the simulator does not have");
+    }
+    let repeats = |m: &BTreeMap<String, usize>| m.values().map(|n| n - 1).sum::<usize>();
+    println!("repeated after kills: http {}, command {}", repeats(&http), repeats(&command));
+    assert_eq!(receiver.bad.load(Ordering::SeqCst), 0, "every request carried a valid signature");
+}
