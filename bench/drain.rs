@@ -107,7 +107,34 @@ async fn run(name: &str, count: u64) {
     // Servers live until the end of this function.
     let mut pg = None;
     let mut nats = None;
+    let mut http_count = None;
     let sink = match name {
+        "http" => {
+            // A local receiver that answers 200 and counts distinct ids.
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::<String>::new()));
+            let counter = seen.clone();
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |headers: axum::http::HeaderMap| {
+                    let counter = counter.clone();
+                    async move {
+                        if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
+                            counter.lock().unwrap().insert(id.to_owned());
+                        }
+                        "ok"
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            http_count = Some(seen);
+            format!("[[sinks]]\nname = \"erp\"\ntype = \"http\"\nurl = \"http://{addr}/hook\"\n")
+        }
+        "command" => format!(
+            "[[sinks]]\nname = \"handler\"\ntype = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >> {}\"]\n",
+            dir.path().join("handled.jsonl").display()
+        ),
         "file" => "[[sinks]]\nname = \"archive\"\ntype = \"file\"\npath = \"notifications.jsonl\"\n".to_owned(),
         "postgres" => {
             let server = tokio::task::block_in_place(servers::PgServer::start);
@@ -127,7 +154,7 @@ async fn run(name: &str, count: u64) {
             nats = Some(server);
             toml
         }
-        other => panic!("unknown sink {other:?}; expected file, postgres or nats"),
+        other => panic!("unknown sink {other:?}; expected file, postgres, nats, http or command"),
     };
     let config = write_config(dir.path(), &sink);
     let store = service::open_store(&config).unwrap();
@@ -135,7 +162,11 @@ async fn run(name: &str, count: u64) {
     let (took, failures) = drain(&config, &store).await;
     assert_eq!(failures, 0, "{name}: deliveries failed");
 
-    let delivered = if let Some(pg) = &pg {
+    let delivered = if let Some(seen) = &http_count {
+        seen.lock().unwrap().len() as u64
+    } else if name == "command" {
+        std::fs::read_to_string(dir.path().join("handled.jsonl")).unwrap().lines().count() as u64
+    } else if let Some(pg) = &pg {
         let client = pg.client().await;
         client.query_one("SELECT count(*) FROM cen_notifications", &[]).await.unwrap().get::<_, i64>(0) as u64
     } else if let Some(nats) = &nats {

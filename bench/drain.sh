@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${1:-100000}"
-sinks="${2:-file,postgres,nats}"
+sinks="${2:-file,postgres,nats,http,command}"
 echo "cen-poller $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, $(uname -sr)"
 cargo bench --bench drain -- --count "$count" --sinks "$sinks"
