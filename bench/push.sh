@@ -6,6 +6,7 @@
 #
 #   bench/push.sh                      # 1, 10 and 50 connections, 20 s each
 #   CONNS="50" DURATION=20s bench/push.sh
+#   SIZE=small bench/push.sh           # ~200-byte notifications instead of realistic ~1.8 KB ones
 #
 # The daemon runs with NO sinks (SINK=file adds a file sink): the figure is the endpoint +
 # parse + durable commit. Its poller polls a `cen-poller simulate` holding a handful of
@@ -16,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONNS=${CONNS:-"1 10 50"}
 DURATION=${DURATION:-20s}
 BATCH=${BATCH:-10}
+SIZE=${SIZE:-realistic}
 SINK=${SINK:-none}
 WORK=$(mktemp -d /tmp/cen-push-bench.XXXXXX)
 PIDS=()
@@ -100,7 +102,7 @@ BEFORE=$(sqlite3 state.db "select count(*) from notifications")
 results=()
 run() { # label port conns
     "$LOAD" --url "https://localhost:$2/notifications" --ca server-ca.pem --cert client.pem --key client-key.pem \
-        --connections "$3" --duration "$DURATION" --batch "$BATCH" --label "$1" | tee "load-$1-$3.txt"
+        --connections "$3" --duration "$DURATION" --batch "$BATCH" --size "$SIZE" --label "$1" | tee "load-$1-$3.txt"
     results+=("$(grep '^RESULT' "load-$1-$3.txt")")
 }
 
@@ -154,7 +156,7 @@ for c in $CONNS; do
 done
 
 echo
-echo "== summary (batch $BATCH, $DURATION per run, sinks: $SINK)"
+echo "== summary (batch $BATCH of $SIZE notifications, $DURATION per run, sinks: $SINK)"
 printf '%-11s %5s %16s %9s %9s %9s %7s\n' server conns notifications/s p50_ms p99_ms max_ms errors
 for r in "${results[@]}"; do
     eval "$(echo "$r" | sed 's/^RESULT //')"

@@ -36,6 +36,11 @@ struct Args {
     /// Notifications per request
     #[arg(long, default_value_t = 10)]
     batch: usize,
+    /// `realistic`: the simulator's notifications (all seven subjects, ~1.8 KB each, as a
+    /// backfill sees them); `small`: ~200-byte CLEARING objects (the figures in
+    /// BENCHMARKS.md before 2026-11-22 12:00 UTC)
+    #[arg(long, default_value = "realistic", value_parser = ["realistic", "small"])]
+    size: String,
     /// Print one machine-readable line `RESULT key=value ...` at the end as well
     #[arg(long)]
     label: Option<String>,
@@ -52,7 +57,24 @@ struct Tally {
     first_error: Option<String>,
 }
 
-fn body(run: &str, conn: usize, seq: u64, batch: usize) -> Vec<u8> {
+fn body(run: &str, conn: usize, seq: u64, batch: usize, realistic: bool) -> Vec<u8> {
+    if realistic {
+        // Unique per run, connection, request and position: all new, like the small ones.
+        let seed = run.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let now_ms = Utc::now().timestamp_millis();
+        let mut out = String::with_capacity(batch * 2048 + 2);
+        out.push('[');
+        for i in 0..batch {
+            if i > 0 {
+                out.push(',');
+            }
+            let key = ((conn as u64) << 40) | (seq * batch as u64 + i as u64);
+            let subject = (key % cen_poller::simulate::SUBJECTS.len() as u64) as usize;
+            cen_poller::simulate::generate::write_notification(seed, key, subject, now_ms, Some("PENDING"), &mut out);
+        }
+        out.push(']');
+        return out.into_bytes();
+    }
     let now = chrono::SecondsFormat::Millis;
     let ts = Utc::now().to_rfc3339_opts(now, true);
     let items: Vec<serde_json::Value> = (0..batch)
@@ -75,12 +97,13 @@ async fn connection(
     run: Arc<String>,
     conn: usize,
     batch: usize,
+    realistic: bool,
     stop: Arc<AtomicBool>,
 ) -> Tally {
     let mut t = Tally::default();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let b = body(&run, conn, seq, batch);
+        let b = body(&run, conn, seq, batch, realistic);
         seq += 1;
         let start = Instant::now();
         let r = client.post(&url).header("content-type", "application/json").body(b).send().await;
@@ -149,7 +172,7 @@ async fn main() {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        tasks.push(tokio::spawn(connection(client, args.url.clone(), run.clone(), conn, args.batch, stop.clone())));
+        tasks.push(tokio::spawn(connection(client, args.url.clone(), run.clone(), conn, args.batch, args.size == "realistic", stop.clone())));
     }
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
