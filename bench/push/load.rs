@@ -172,7 +172,15 @@ async fn main() {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        tasks.push(tokio::spawn(connection(client, args.url.clone(), run.clone(), conn, args.batch, args.size == "realistic", stop.clone())));
+        tasks.push(tokio::spawn(connection(
+            client,
+            args.url.clone(),
+            run.clone(),
+            conn,
+            args.batch,
+            args.size == "realistic",
+            stop.clone(),
+        )));
     }
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;

@@ -24,7 +24,7 @@ pub struct StoreHandle {
 }
 
 struct Inner {
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     /// Runs WAL checkpoints off the store's lock (file databases only).
     checkpointer: Option<Checkpointer>,
     routes: RwLock<Arc<Vec<Route>>>,
@@ -46,11 +46,12 @@ impl StoreHandle {
 
     /// `metrics` counts every accepted batch: the one place push, pull, backfill and VGS
     /// all go through.
-    pub fn new(mut store: Store, routes: Vec<Route>, metrics: Arc<Metrics>) -> StoreHandle {
-        let checkpointer = store.background_checkpoints();
+    pub fn new(store: Store, routes: Vec<Route>, metrics: Arc<Metrics>) -> StoreHandle {
+        let store = Arc::new(Mutex::new(store));
+        let checkpointer = Store::background_checkpoints(&store);
         StoreHandle {
             inner: Arc::new(Inner {
-                store: Mutex::new(store),
+                store,
                 checkpointer,
                 routes: RwLock::new(Arc::new(routes)),
                 outbox: Notify::new(),

@@ -34,6 +34,7 @@ mod record;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -118,14 +119,15 @@ impl Store {
     /// Moves WAL checkpoints to a thread of their own (see [`checkpoint`]); this
     /// connection's automatic checkpoint stays as a fallback at a higher threshold. `None`
     /// for a database not in WAL mode (in memory) or when the thread cannot start.
-    fn background_checkpoints(&mut self) -> Option<checkpoint::Checkpointer> {
-        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).ok()?;
+    fn background_checkpoints(shared: &Arc<Mutex<Store>>) -> Option<checkpoint::Checkpointer> {
+        let store = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).ok()?;
         if !mode.eq_ignore_ascii_case("wal") {
             return None;
         }
-        let checkpointer = checkpoint::Checkpointer::start(&self.path)?;
+        let checkpointer = checkpoint::Checkpointer::start(&store.path, Arc::downgrade(shared))?;
         // If this fails the default threshold stays, which is only more checkpoints.
-        let _ = self.conn.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES);
+        let _ = store.conn.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES);
         Some(checkpointer)
     }
 
