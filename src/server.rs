@@ -3,8 +3,9 @@
 //!
 //! Each accepted connection takes a permit (a cap on concurrent connections), gets a TLS
 //! handshake deadline, and is served by hyper (HTTP/1.1 keep-alive and HTTP/2) with a
-//! header-read deadline; the handler itself bounds the body read. The TLS configuration is
-//! swappable: a SIGHUP loads new certificates for new connections while open ones go on.
+//! header-read deadline; the handler bounds the body read with [`BodyLimit`] (size and
+//! deadline). The TLS configuration is swappable: a SIGHUP loads new certificates for new
+//! connections while open ones go on.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,6 +13,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -30,8 +34,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// A client must finish the TLS handshake within this.
     pub handshake_timeout: Duration,
-    /// …and send a request's headers within this.
+    /// …and send a request's headers within this. hyper also applies it to a keep-alive
+    /// connection waiting for its next request: one idle this long is closed, which frees
+    /// its permit.
     pub header_timeout: Duration,
+    /// …and its body within this ([`BodyLimit`]).
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -40,6 +48,47 @@ impl Default for Limits {
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The JSON error answer of the inbound endpoints: `{"status":"error","error":…}`.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({"status": "error", "error": message.into()}))).into_response()
+}
+
+/// How much of a request body a handler reads, and how long it waits for it: a client
+/// that sends slowly cannot hold a connection (and its permit) for ever.
+#[derive(Debug, Clone)]
+pub struct BodyLimit {
+    /// Bytes; more is `413`.
+    pub max: usize,
+    /// The whole body must arrive within this; else `408`.
+    pub timeout: Duration,
+    /// The config key of `max`, named in the `413` answer (e.g. `push.max_body`).
+    pub key: &'static str,
+}
+
+impl BodyLimit {
+    /// Reads the whole body, or answers `413` (over `max`), `408` (not sent within
+    /// `timeout`) or `400` (the client broke off).
+    pub async fn read(&self, body: Body) -> Result<Bytes, Response> {
+        match tokio::time::timeout(self.timeout, axum::body::to_bytes(body, self.max)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => {
+                let too_big = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit");
+                Err(if too_big {
+                    error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("body over {} ({} bytes)", self.key, self.max),
+                    )
+                } else {
+                    error_response(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
+                })
+            }
+            Err(_) => Err(error_response(StatusCode::REQUEST_TIMEOUT, "the body was not sent in time")),
         }
     }
 }

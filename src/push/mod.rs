@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -26,13 +25,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cen::notification::{Notification, parse_push_body};
 use crate::config::{Config, PushConfig};
 use crate::metrics::{CodeLabels, Metrics};
-use crate::server::{self, ClientIdentity, Limits, SharedTls};
+use crate::server::{self, BodyLimit, ClientIdentity, Limits, SharedTls};
 use crate::store::{StoreHandle, Via};
 
 /// The most notifications one group commit takes.
 const MAX_GROUP: usize = 5000;
-/// A client must send the whole body within this.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running push endpoint.
 pub struct PushEndpoint {
@@ -44,7 +41,7 @@ pub struct PushEndpoint {
 #[derive(Clone)]
 struct PushState {
     allowed: Arc<RwLock<Vec<String>>>,
-    max_body: usize,
+    body: BodyLimit,
     commits: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
 }
@@ -79,7 +76,9 @@ impl PushEndpoint {
         let (commits, queue) = mpsc::channel(1024);
         let metrics = store.metrics().clone();
         let committer = tokio::spawn(committer(store, queue));
-        let state = PushState { allowed: allowed.clone(), max_body: push.max_body.0 as usize, commits, metrics };
+        let limits = Limits::default();
+        let body = BodyLimit { max: push.max_body.0 as usize, timeout: limits.body_timeout, key: "push.max_body" };
+        let state = PushState { allowed: allowed.clone(), body, commits, metrics };
         let app = Router::new()
             .route(&push.path, post(receive))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
@@ -91,7 +90,7 @@ impl PushEndpoint {
         let serving = tokio::spawn({
             let tls = tls.clone();
             async move {
-                server::serve(listener, Some(tls), app, Limits::default(), shutdown).await;
+                server::serve(listener, Some(tls), app, limits, shutdown).await;
                 // The router (and with it the last sender) is gone: the committer finishes
                 // what is queued and stops.
                 let _ = committer.await;
@@ -113,7 +112,7 @@ impl PushEndpoint {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"status": "error", "error": message.into()}))).into_response()
+    server::error_response(status, message)
 }
 
 async fn count_status(
@@ -137,19 +136,9 @@ async fn receive(
         tracing::warn!(names = ?identity.names, "push refused: client certificate name not in push.allowed_client_names");
         return error(StatusCode::FORBIDDEN, "client certificate name is not allowed");
     }
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            // to_bytes fails on the length limit, or when the client breaks off.
-            let too_big = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            return if too_big {
-                error(StatusCode::PAYLOAD_TOO_LARGE, format!("body over push.max_body ({} bytes)", state.max_body))
-            } else {
-                error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
-            };
-        }
-        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the body was not sent in time"),
+    let bytes = match state.body.read(body).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
     };
     let items = match parse_push_body(&bytes) {
         Ok(items) => items,

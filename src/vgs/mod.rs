@@ -2,7 +2,7 @@
 //! when `vgs.cert`/`vgs.key` are set and plain HTTP otherwise (behind a TLS-terminating
 //! proxy); no client certificates — the `vgs-signature` HMAC authenticates the sender.
 //!
-//! A request goes: body read (at most `vgs.max_body`, within [`BODY_TIMEOUT`]) → signature
+//! A request goes: body read (at most `vgs.max_body`, within 30 s, [`crate::server::BodyLimit`]) → signature
 //! over the raw bytes ([`signature`]) → parse ([`event`]) → one committed transaction →
 //! `200 {"status":"ok"}`. Answers: `401` bad or missing signature (`verify = "enforce"`),
 //! `400` malformed, `413` too large, `404`/`405` other paths and methods, `503` when the store
@@ -21,7 +21,6 @@ pub mod signature;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -35,14 +34,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, VgsConfig, VgsVerify};
 use crate::metrics::{CodeLabels, Metrics, ViaLabels};
-use crate::server::{self, Limits, SharedTls};
+use crate::server::{self, BodyLimit, Limits, SharedTls};
 use crate::store::{SOURCE_VGS, StoreHandle, Via};
 
 pub use event::{CardDetails, Event, EventError, Producer, Received, is_known_event};
 pub use signature::{Failure, Verifier};
-
-/// A client must send the whole body within this.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest stretch of a received signature header that log-only mode logs.
 const MAX_LOGGED_SIGNATURE: usize = 256;
@@ -65,7 +61,7 @@ struct Checks {
 #[derive(Clone)]
 struct VgsState {
     checks: Arc<RwLock<Arc<Checks>>>,
-    max_body: usize,
+    body: BodyLimit,
     store: StoreHandle,
 }
 
@@ -99,7 +95,9 @@ impl VgsEndpoint {
         }
         let _ =
             metrics.duplicates.get_or_create(&ViaLabels { source: SOURCE_VGS.into(), via: Via::Push.as_str().into() });
-        let state = VgsState { checks: checks.clone(), max_body: vgs.max_body.0 as usize, store };
+        let limits = Limits::default();
+        let body = BodyLimit { max: vgs.max_body.0 as usize, timeout: limits.body_timeout, key: "vgs.max_body" };
+        let state = VgsState { checks: checks.clone(), body, store };
         let app = Router::new()
             .route(&vgs.path, post(receive))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
@@ -109,7 +107,7 @@ impl VgsEndpoint {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let serving = tokio::spawn({
             let tls = tls.clone();
-            async move { server::serve(listener, tls, app, Limits::default(), shutdown).await }
+            async move { server::serve(listener, tls, app, limits, shutdown).await }
         });
         let secrets = checks.read().unwrap_or_else(|p| p.into_inner()).verifier.len();
         tracing::info!(%addr, path = %vgs.path, tls = tls.is_some(), secrets, "vgs endpoint listening");
@@ -139,7 +137,7 @@ impl VgsEndpoint {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"status": "error", "error": message.into()}))).into_response()
+    server::error_response(status, message)
 }
 
 async fn count_status(
@@ -153,19 +151,9 @@ async fn count_status(
 }
 
 async fn receive(State(state): State<VgsState>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            // to_bytes fails on the length limit, or when the client breaks off.
-            let too_big = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            return if too_big {
-                error(StatusCode::PAYLOAD_TOO_LARGE, format!("body over vgs.max_body ({} bytes)", state.max_body))
-            } else {
-                error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
-            };
-        }
-        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the body was not sent in time"),
+    let bytes = match state.body.read(body).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
     };
     let checks = state.checks.read().unwrap_or_else(|p| p.into_inner()).clone();
     let signatures = headers.get_all(signature::HEADER);
