@@ -274,6 +274,8 @@ fn check_config(path: &Path) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
     config.load_secrets()?;
     config.check_files()?;
+    // Exit 2 like the other configuration errors: the sink's settings are wrong.
+    crate::sinks::check(&config).map_err(CliError::Usage)?;
     println!(
         "{}: OK ({} sink{}, push {}, vgs {})",
         path.display(),

@@ -110,6 +110,32 @@ fn check_config_exits_2_naming_the_problem() {
             assert!(stderr(&out).contains(want), "{want:?} not in {}", stderr(&out));
         }
     }
+    // Sinks are checked as far as can be done without connecting: a connection string, a
+    // subject template, a command path.
+    let sink_cases: [(&str, &[&str]); 3] = [
+        (
+            "[[sinks]]\nname = \"ledger\"\ntype = \"postgres\"\nurl = \"host=db sslmode=sometimes\"\ntable = \"t\"\n",
+            &["postgres sink \"ledger\"", "sslmode"],
+        ),
+        (
+            "[[sinks]]\nname = \"bus\"\ntype = \"nats\"\nurl = \"nats://127.0.0.1:1\"\nstream = \"CEN\"\nsubject = \"cen.{subject}.>\"\n",
+            &["nats sink \"bus\"", "cen.{subject}.>"],
+        ),
+        (
+            "[[sinks]]\nname = \"hook\"\ntype = \"command\"\ncommand = [\"/nonexistent/handler\"]\n",
+            &["sink \"hook\"", "/nonexistent/handler"],
+        ),
+    ];
+    for (sink, wants) in sink_cases {
+        std::fs::write(&config, format!("{original}\n{sink}")).unwrap();
+        let out = cen_poller(&["--config", c, "check-config"]);
+        assert_eq!(out.status.code(), Some(2), "{sink}: {}", stderr(&out));
+        for want in wants {
+            assert!(stderr(&out).contains(want), "{want:?} not in {}", stderr(&out));
+        }
+    }
+    // Checking creates nothing: the file sink's file appears only when the daemon starts.
+    assert!(!dir.path().join("notifications.jsonl").exists());
     // A wrong password is reported as such, naming the file.
     std::fs::write(&config, &original).unwrap();
     std::fs::write(dir.path().join("keystore-password"), "wrong").unwrap();

@@ -45,6 +45,28 @@ pub trait Sink: Send + Sync {
     fn reopen(&self) {}
 }
 
+/// Checks every sink of a configuration as far as can be done without touching its
+/// destination (`check-config`): connection strings, TLS files and secrets, subject
+/// templates, command paths; a file sink's path must not be a directory. Nothing is
+/// connected to and no file is created. The first problem, naming the sink.
+pub fn check(config: &crate::config::Config) -> Result<(), String> {
+    for s in &config.sinks {
+        match s {
+            SinkConfig::File { name, path, .. } => {
+                let path = config.resolve(path);
+                if path.is_dir() {
+                    return Err(format!("file sink {name:?}: {} is a directory, not a file", path.display()));
+                }
+            }
+            SinkConfig::Http { .. } => drop(http::HttpSink::from_config(config, s)?),
+            SinkConfig::Command { .. } => drop(command::CommandSink::from_config(config, s)?),
+            SinkConfig::Postgres { .. } => drop(postgres::PostgresSink::from_config(config, s)?),
+            SinkConfig::Nats { .. } => drop(nats::NatsSink::from_config(s)?),
+        }
+    }
+    Ok(())
+}
+
 /// Builds the sinks of a configuration.
 pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Sink>>, String> {
     config
