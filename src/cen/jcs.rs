@@ -158,8 +158,9 @@ fn cmp_utf16(a: &str, b: &str) -> Ordering {
 
 /// Appends `s` as a JSON string literal, escaped the way serde_json does: `"` and `\`, the
 /// short escapes `\b \t \n \f \r`, and `\u00xx` (lower-case hex) for the other control
-/// characters; everything else, non-ASCII included, as is.
-fn push_json_str(out: &mut String, s: &str) {
+/// characters; everything else, non-ASCII included, as is. RFC 8785 escapes the same way,
+/// and the SPEC 6 record (`store::record`) uses it too.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let bytes = s.as_bytes();

@@ -10,6 +10,10 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
+/// String members are escaped as the canonical JSON writer escapes them, which is how
+/// `serde_json` does (tested below).
+pub(super) use crate::cen::jcs::push_json_str;
+
 /// The stored columns a record is made of.
 pub(super) struct RecordFields<'a> {
     pub id: &'a str,
@@ -45,41 +49,6 @@ pub(super) fn write_record(out: &mut String, r: &RecordFields<'_>) {
     out.push_str(",\"notification\":");
     out.push_str(r.json);
     out.push('}');
-}
-
-/// Appends `s` as a JSON string literal, escaped the way `serde_json` does: `"` and `\`,
-/// the short escapes `\b \t \n \f \r`, and `\u00xx` (lower-case hex) for the other control
-/// characters; everything else, non-ASCII included, as is.
-pub(super) fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            0x08 => "\\b",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            0x0c => "\\f",
-            b'\r' => "\\r",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // `i` is at an ASCII byte, so both slices end on character boundaries.
-        out.push_str(s.get(start..i).unwrap_or_default());
-        if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(short);
-        }
-        start = i + 1;
-    }
-    out.push_str(s.get(start..).unwrap_or_default());
-    out.push('"');
 }
 
 /// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Times chrono cannot represent (only a

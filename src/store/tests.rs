@@ -834,6 +834,17 @@ fn accept_throughput() {
     );
 }
 
+/// Accepts `items` (by pull, routed to sink "s") in one call through the async handle.
+async fn accept_through(handle: &StoreHandle, items: Vec<Owned>) -> Accepted {
+    handle
+        .call(move |s| {
+            let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
+            s.accept(&inc, Via::Pull, false, &[all("s")], T0)
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn checkpoints_run_in_the_background() {
     let (_dir, path) = temp();
@@ -842,14 +853,7 @@ async fn checkpoints_run_in_the_background() {
     let before = db_size();
     // Far below the main connection's own checkpoint threshold.
     let items: Vec<Owned> = (0..200).map(|i| Owned::new(&format!("id{i}"), "CLEARING", None, T0 + i)).collect();
-    let got = handle
-        .call(move |s| {
-            let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
-            s.accept(&inc, Via::Pull, false, &[all("s")], T0)
-        })
-        .await
-        .unwrap();
-    assert_eq!(got.new, 200);
+    assert_eq!(accept_through(&handle, items).await.new, 200);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while db_size() == before {
         assert!(std::time::Instant::now() < deadline, "nothing was checkpointed into the database file");
@@ -884,14 +888,7 @@ async fn the_wal_restarts_under_a_steady_stream_of_commits() {
                 o
             })
             .collect();
-        let got = handle
-            .call(move |s| {
-                let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
-                s.accept(&inc, Via::Pull, false, &[all("s")], T0)
-            })
-            .await
-            .unwrap();
-        assert_eq!(got.new, per_commit as usize);
+        assert_eq!(accept_through(&handle, items).await.new, per_commit as usize);
     }
     let wal = std::fs::metadata(path.with_extension("db-wal")).unwrap().len();
     let fallback = checkpoint::FALLBACK_PAGES as u64 * 8192;
