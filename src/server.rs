@@ -19,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -26,6 +28,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::CodeLabels;
 
 /// Limits of one endpoint.
 #[derive(Debug, Clone)]
@@ -56,6 +60,18 @@ impl Default for Limits {
 /// The JSON error answer of the inbound endpoints: `{"status":"error","error":…}`.
 pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(serde_json::json!({"status": "error", "error": message.into()}))).into_response()
+}
+
+/// Counts every answer of an endpoint by status code, wrong paths and methods included:
+/// `Router::layer(axum::middleware::from_fn_with_state(family, server::count_status))`.
+pub async fn count_status(
+    axum::extract::State(counts): axum::extract::State<Family<CodeLabels, Counter>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    counts.get_or_create(&CodeLabels { code: response.status().as_u16().to_string() }).inc();
+    response
 }
 
 /// How much of a request body a handler reads, and how long it waits for it: a client

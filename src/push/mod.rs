@@ -24,8 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cen::notification::{Notification, parse_push_body};
 use crate::config::{Config, PushConfig};
-use crate::metrics::{CodeLabels, Metrics};
-use crate::server::{self, BodyLimit, ClientIdentity, Limits, SharedTls};
+use crate::server::{self, BodyLimit, ClientIdentity, Limits, SharedTls, error_response as error};
 use crate::store::{StoreHandle, Via};
 
 /// The most notifications one group commit takes.
@@ -43,7 +42,6 @@ struct PushState {
     allowed: Arc<RwLock<Vec<String>>>,
     body: BodyLimit,
     commits: mpsc::Sender<Job>,
-    metrics: Arc<Metrics>,
 }
 
 /// One request's notifications waiting to be committed.
@@ -74,16 +72,16 @@ impl PushEndpoint {
             );
         }
         let (commits, queue) = mpsc::channel(1024);
-        let metrics = store.metrics().clone();
+        let answers = store.metrics().push_requests.clone();
         let committer = tokio::spawn(committer(store, queue));
         let limits = Limits::default();
         let body = BodyLimit { max: push.max_body.0 as usize, timeout: limits.body_timeout, key: "push.max_body" };
-        let state = PushState { allowed: allowed.clone(), body, commits, metrics };
+        let state = PushState { allowed: allowed.clone(), body, commits };
         let app = Router::new()
             .route(&push.path, post(receive))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
             // Every answer is counted by status, wrong paths and methods included.
-            .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), count_status))
+            .layer(axum::middleware::from_fn_with_state(answers, server::count_status))
             .with_state(state);
         let listener = server::bind(push.listen, "push.listen").await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -109,20 +107,6 @@ impl PushEndpoint {
         *self.allowed.write().expect("allowed lock") = push.allowed_client_names.clone();
         Ok(())
     }
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    server::error_response(status, message)
-}
-
-async fn count_status(
-    State(metrics): State<Arc<Metrics>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
-    metrics.push_requests.get_or_create(&CodeLabels { code: response.status().as_u16().to_string() }).inc();
-    response
 }
 
 async fn receive(

@@ -274,18 +274,7 @@ impl Sink for CommandSink {
 mod tests {
     use super::*;
 
-    fn leased(id: &str) -> Leased {
-        Leased {
-            seq: 1,
-            id: id.into(),
-            attempts: 0,
-            enqueued_ms: 0,
-            subject: "CLEARING".into(),
-            created_raw: "2026-11-22T10:00:00.000Z".into(),
-            received_via: "pull".into(),
-            record: format!("{{\"id\":\"{id}\"}}"),
-        }
-    }
+    use crate::sinks::test_leased as leased;
 
     fn sh(script: &str, timeout: Duration) -> CommandSink {
         let argv: Vec<String> = ["/bin/sh", "-c", script].iter().map(|s| s.to_string()).collect();

@@ -122,18 +122,7 @@ impl Sink for FileSink {
 mod tests {
     use super::*;
 
-    fn leased(id: &str) -> Leased {
-        Leased {
-            seq: 1,
-            id: id.into(),
-            attempts: 0,
-            enqueued_ms: 0,
-            subject: "CLEARING".into(),
-            created_raw: "2026-11-22T10:00:00.000Z".into(),
-            received_via: "pull".into(),
-            record: format!("{{\"id\":\"{id}\"}}"),
-        }
-    }
+    use crate::sinks::test_leased as leased;
 
     #[tokio::test]
     async fn a_torn_last_line_does_not_swallow_the_next_record() {

@@ -85,3 +85,18 @@ pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Si
         })
         .collect()
 }
+
+/// A leased row for the sinks' unit tests: seq 1, first attempt, record `{"id":…}`.
+#[cfg(test)]
+pub(crate) fn test_leased(id: &str) -> Leased {
+    Leased {
+        seq: 1,
+        id: id.into(),
+        attempts: 0,
+        enqueued_ms: 0,
+        subject: "CLEARING".into(),
+        created_raw: "2026-11-22T10:00:00.000Z".into(),
+        received_via: "pull".into(),
+        record: format!("{{\"id\":\"{id}\"}}"),
+    }
+}

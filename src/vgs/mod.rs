@@ -33,8 +33,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, VgsConfig, VgsVerify};
-use crate::metrics::{CodeLabels, Metrics, ViaLabels};
-use crate::server::{self, BodyLimit, Limits, SharedTls};
+use crate::metrics::{CodeLabels, ViaLabels};
+use crate::server::{self, BodyLimit, Limits, SharedTls, error_response as error};
 use crate::store::{SOURCE_VGS, StoreHandle, Via};
 
 pub use event::{CardDetails, Event, EventError, Producer, Received, is_known_event};
@@ -101,7 +101,7 @@ impl VgsEndpoint {
         let app = Router::new()
             .route(&vgs.path, post(receive))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
-            .layer(axum::middleware::from_fn_with_state(metrics, count_status))
+            .layer(axum::middleware::from_fn_with_state(metrics.vgs_requests.clone(), server::count_status))
             .with_state(state);
         let listener = server::bind(vgs.listen, "vgs.listen").await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -134,20 +134,6 @@ impl VgsEndpoint {
         *self.checks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new_checks);
         Ok(())
     }
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    server::error_response(status, message)
-}
-
-async fn count_status(
-    State(metrics): State<Arc<Metrics>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
-    metrics.vgs_requests.get_or_create(&CodeLabels { code: response.status().as_u16().to_string() }).inc();
-    response
 }
 
 async fn receive(State(state): State<VgsState>, headers: HeaderMap, body: Body) -> Response {
