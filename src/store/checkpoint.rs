@@ -71,6 +71,9 @@ fn run(conn: &Connection, woken: &Receiver<()>, store: &Weak<Mutex<Store>>) {
         // Busy (another process's checkpoint running) or failing: the next one, or the
         // main connection's fallback, catches up.
         let wal_frames = passive(conn);
+        // Not skipped when the pass reports every frame checkpointed: its counts are those
+        // of the WAL as the pass began, so a commit may have come meanwhile (tried: the
+        // WAL then grew to the fallback again, `the_wal_restarts_under_a_steady_stream_…`).
         if wal_frames.is_some_and(|frames| frames >= RESTART_FRAMES)
             && let Some(store) = store.upgrade()
         {
