@@ -21,13 +21,16 @@ use tokio_util::sync::CancellationToken;
 use super::{Sink, SinkError};
 use crate::config::DeliveryConfig;
 pub use crate::metrics::SinkCounters;
-use crate::store::{Leased, StoreHandle};
+use crate::store::{Handoff, Leased, StoreHandle};
 
 /// How long a lease holds before another process may take the row over.
 pub const LEASE: Duration = Duration::from_secs(300);
 /// How often an idle dispatcher looks at its outbox even without a wake-up (rows added by
-/// another process, retry times reached).
+/// another process, retry times reached); also how often one fed by its handoff looks.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The handoff queue holds this many batches at most; an accept that would overfill it
+/// leaves its rows in the database (bounded memory when the sink is slower than intake).
+const HANDOFF_BATCHES: usize = 2;
 
 /// Retry settings, from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -128,24 +131,65 @@ impl Dispatcher {
     }
 
     /// Delivers until `stop`; the batch in flight is finished and acknowledged first.
-    /// Releases nothing at the end: when several dispatchers share one owner id (every sink
-    /// of a process), one stopping (a sink removed by SIGHUP) must not clear the leases the
-    /// others hold — their acknowledgements would then match no row and the batch would be
-    /// delivered again. The process releases its owner's leases once all have stopped.
+    /// Releases only the leases of rows this dispatcher holds but did not deliver: when
+    /// several dispatchers share one owner id (every sink of a process), one stopping (a
+    /// sink removed by SIGHUP) must not clear the leases the others hold — their
+    /// acknowledgements would then match no row and the batch would be delivered again.
+    /// The process releases its owner's leases once all have stopped.
+    ///
+    /// Where the rows come from: while the sink has a backlog, from the database (leased
+    /// together with the previous batch's acknowledgement); once it has caught up, from its
+    /// handoff queue (`store::handoff`), which the accepting transactions fill with rows
+    /// already leased to it. While the handoff is open the database is still asked every
+    /// [`IDLE_POLL`], for the rows the handoff never sees: retries coming due and rows
+    /// queued by another process.
     pub async fn serve(&self, stop: CancellationToken) {
         let name = self.sink.name().to_owned();
+        let max = self.sink.max_batch().max(1);
+        let handoff = self.store.handoff(&name, &self.owner, HANDOFF_BATCHES * max);
         // The batch leased together with the previous batch's acknowledgement.
         let mut next = Vec::new();
+        let mut polled = tokio::time::Instant::now();
         loop {
             if stop.is_cancelled() {
                 break;
             }
-            let batch = std::mem::take(&mut next);
-            match self.heartbeat.while_running(self.deliver_then_lease(batch)).await {
+            // Registered before looking, so a wake-up between the look and the wait counts.
+            let queued = handoff.queued();
+            let changed = self.store.outbox_changed();
+            tokio::pin!(queued, changed);
+            queued.as_mut().enable();
+            changed.as_mut().enable();
+
+            let step = async {
+                let batch = if !next.is_empty() {
+                    std::mem::take(&mut next)
+                } else if handoff.is_open() && polled.elapsed() >= IDLE_POLL {
+                    polled = tokio::time::Instant::now();
+                    self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?
+                } else {
+                    // A queued row's lease must outlast the delivery; one about to expire is
+                    // left for the database to hand out again.
+                    let usable_until = Utc::now().timestamp_millis() + (LEASE / 2).as_millis() as i64;
+                    let queued = handoff.take(max, usable_until);
+                    if !queued.is_empty() || handoff.is_open() {
+                        queued
+                    } else {
+                        // Closed and nothing queued: a backlog, or nothing at all.
+                        self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?
+                    }
+                };
+                // Keep leasing from the database only while the handoff is closed and empty:
+                // rows queued on it come before any the database could give now.
+                let lease_next = !handoff.is_open() && handoff.is_empty();
+                self.deliver(batch, lease_next.then_some(&handoff)).await
+            };
+            match self.heartbeat.while_running(step).await {
                 Ok((0, _)) => {
                     tokio::select! {
                         _ = stop.cancelled() => break,
-                        _ = self.store.outbox_changed() => {}
+                        _ = &mut queued => {}
+                        _ = &mut changed => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                     }
                 }
@@ -159,35 +203,29 @@ impl Dispatcher {
                 }
             }
         }
+        let undelivered = next.iter().map(|row| row.seq).collect();
+        if let Err(e) = self.store.close_handoff(&handoff, undelivered).await {
+            tracing::warn!(sink = %name, error = %e, "cannot release this sink's undelivered leases; they expire by themselves");
+        }
     }
 
-    /// Leases one batch, delivers it, records the outcomes. Returns how many rows it
-    /// leased (0: nothing due).
+    /// Leases one batch from the database, delivers it, records the outcomes. Returns how
+    /// many rows it leased (0: nothing due).
     pub async fn deliver_once(&self) -> Result<usize, crate::store::StoreError> {
-        let batch = self.lease().await?;
-        self.deliver(batch, false).await.map(|(n, _)| n)
-    }
-
-    async fn lease(&self) -> Result<Vec<Leased>, crate::store::StoreError> {
         let now = Utc::now().timestamp_millis();
-        self.store.lease(self.sink.name(), &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64, now).await
-    }
-
-    /// Delivers `batch` (leasing one first when it is empty) and records the outcomes; the
-    /// acknowledgement also leases the next batch, in the same transaction (one commit per
-    /// batch instead of two). Returns how many rows were delivered or failed, and the next
-    /// batch.
-    async fn deliver_then_lease(&self, batch: Vec<Leased>) -> Result<(usize, Vec<Leased>), crate::store::StoreError> {
-        let batch = if batch.is_empty() { self.lease().await? } else { batch };
-        self.deliver(batch, true).await
+        let batch = self
+            .store
+            .lease(self.sink.name(), &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64, now)
+            .await?;
+        self.deliver(batch, None).await.map(|(n, _)| n)
     }
 
     /// Delivers a leased batch and records the outcomes; with `lease_next`, leases the next
-    /// batch together with the acknowledgement.
+    /// batch for that handoff together with the acknowledgement.
     async fn deliver(
         &self,
         batch: Vec<Leased>,
-        lease_next: bool,
+        lease_next: Option<&Arc<Handoff>>,
     ) -> Result<(usize, Vec<Leased>), crate::store::StoreError> {
         let name = self.sink.name();
         let now = Utc::now().timestamp_millis();
@@ -227,11 +265,9 @@ impl Dispatcher {
         let mut next = Vec::new();
         if !delivered.is_empty() {
             let count = delivered.len() as u64;
-            if lease_next {
-                let now = Utc::now().timestamp_millis();
+            if let Some(handoff) = lease_next {
                 let max = self.sink.max_batch();
-                (_, next) =
-                    self.store.ack_and_lease(&self.owner, delivered, name, max, LEASE.as_millis() as i64, now).await?;
+                (_, next) = self.store.ack_and_lease_for(handoff, delivered, max, LEASE.as_millis() as i64).await?;
             } else {
                 self.store.ack(&self.owner, delivered).await?;
             }
@@ -244,6 +280,172 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Mutex;
+
+    use futures::FutureExt;
+    use tokio::sync::Semaphore;
+
+    use crate::cen::notification::Notification;
+    use crate::store::{Route, Via};
+
+    /// Records what it is given; waits for a permit per batch; fails the first attempt of
+    /// the ids in `fail_once`.
+    struct Recorder {
+        max: usize,
+        permits: Arc<Semaphore>,
+        fail_once: Mutex<Vec<String>>,
+        delivered: Mutex<Vec<String>>,
+        changed: tokio::sync::Notify,
+    }
+
+    impl Sink for Recorder {
+        fn name(&self) -> &str {
+            "s"
+        }
+        fn max_batch(&self) -> usize {
+            self.max
+        }
+        fn deliver<'a>(&'a self, batch: &'a [Leased]) -> futures::future::BoxFuture<'a, super::super::Outcomes> {
+            async move {
+                self.permits.acquire().await.expect("open semaphore").forget();
+                let mut fail = self.fail_once.lock().unwrap();
+                let outcomes = batch
+                    .iter()
+                    .map(|row| match fail.iter().position(|id| *id == row.id) {
+                        Some(at) => {
+                            fail.remove(at);
+                            Err(SinkError::Retryable("first attempt fails".into()))
+                        }
+                        None => {
+                            self.delivered.lock().unwrap().push(row.id.clone());
+                            Ok(())
+                        }
+                    })
+                    .collect();
+                self.changed.notify_waiters();
+                outcomes
+            }
+            .boxed()
+        }
+    }
+
+    fn recorder(max: usize, permits: usize) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            max,
+            permits: Arc::new(Semaphore::new(permits)),
+            fail_once: Mutex::new(Vec::new()),
+            delivered: Mutex::new(Vec::new()),
+            changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn notifications(from: usize, n: usize) -> Vec<Notification> {
+        (from..from + n)
+            .map(|i| {
+                let text = format!(
+                    r#"{{"subject":"CLEARING","createdTimestamp":"2026-11-22T10:{:02}:{:02}.000Z","content":{{"n":{i}}}}}"#,
+                    i / 60,
+                    i % 60
+                );
+                Notification::from_json(&text).unwrap()
+            })
+            .collect()
+    }
+
+    fn start(store: &StoreHandle, sink: &Arc<Recorder>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            sink: sink.clone(),
+            owner: "pid:1:1".into(),
+            settings: DeliverySettings {
+                backoff_initial: Duration::from_millis(1),
+                backoff_max: Duration::from_millis(1),
+                max_attempts: 5,
+                max_age: Duration::from_secs(3600),
+            },
+            counters: Arc::new(store.metrics().sink("s")),
+            heartbeat: crate::systemd::Heartbeat::default(),
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { dispatcher.serve(stop).await }
+        });
+        (stop, task)
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Rows reach the sink in acceptance order and exactly once, whether they were handed
+    /// over at accept, left in the database because the handoff was full, or retried.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handed_over_and_leased_rows_are_delivered_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let routes = vec![Route { sink: "s".into(), subjects: vec![] }];
+        let store = StoreHandle::open(&dir.path().join("state.db"), routes).unwrap();
+        let sink = recorder(4, usize::MAX >> 4);
+        let all = notifications(0, 40);
+        sink.fail_once.lock().unwrap().push(all[7].id.clone());
+        let (stop, task) = start(&store, &sink);
+        until("the empty outbox opens the handoff", || store.handing_over("s")).await;
+
+        // 3 fit the handoff (2 batches of 4); 10 do not and close it; 2 more go to the
+        // database behind them; then the rest, as the dispatcher catches up and reopens.
+        let mut next = 0;
+        for n in [3, 10, 2, 1, 5, 4, 15] {
+            store.accept(all[next..next + n].to_vec(), Via::Pull, false).await.unwrap();
+            next += n;
+        }
+        until("everything is delivered", || sink.delivered.lock().unwrap().len() == 40).await;
+        until("the dispatcher has caught up again", || store.handing_over("s")).await;
+        stop.cancel();
+        task.await.unwrap();
+
+        let delivered = sink.delivered.lock().unwrap().clone();
+        let retried = &all[7].id;
+        let first_attempts: Vec<&String> = delivered.iter().filter(|id| *id != retried).collect();
+        let accepted: Vec<&String> = all.iter().map(|n| &n.id).filter(|id| *id != retried).collect();
+        assert_eq!(first_attempts, accepted, "acceptance order, each once");
+        assert_eq!(delivered.iter().filter(|id| *id == retried).count(), 1, "the retried row, once");
+        assert!(store.backlog().await.unwrap().is_empty(), "outbox empty");
+    }
+
+    /// A dispatcher that stops releases the rows queued on its handoff and the batch it
+    /// leased but did not deliver, so another owner can deliver them at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopping_dispatcher_releases_what_it_did_not_deliver() {
+        let dir = tempfile::tempdir().unwrap();
+        let routes = vec![Route { sink: "s".into(), subjects: vec![] }];
+        let store = StoreHandle::open(&dir.path().join("state.db"), routes).unwrap();
+        let sink = recorder(4, 0);
+        let (stop, task) = start(&store, &sink);
+        until("the empty outbox opens the handoff", || store.handing_over("s")).await;
+        let all = notifications(0, 7);
+        store.accept(all[..3].to_vec(), Via::Pull, false).await.unwrap();
+        // The dispatcher takes the 3 and waits for a permit; 4 more are queued meanwhile.
+        until("the first batch is taken", || sink.permits.available_permits() == 0 && store.handing_over("s")).await;
+        store.accept(all[3..].to_vec(), Via::Pull, false).await.unwrap();
+        // The dispatcher is busy, yet the 4 are already leased to it: handed over at accept.
+        let now = Utc::now().timestamp_millis();
+        assert!(store.lease("s", "another", 10, 60_000, now).await.unwrap().is_empty());
+        stop.cancel();
+        sink.permits.add_permits(1);
+        task.await.unwrap();
+
+        assert_eq!(sink.delivered.lock().unwrap().len(), 3, "the batch in flight is finished");
+        assert!(!store.handing_over("s"));
+        assert!(store.lease_owners().await.unwrap().is_empty(), "no lease left behind");
+        let rest = store.lease("s", "another", 10, 60_000, Utc::now().timestamp_millis()).await.unwrap();
+        let ids: Vec<&String> = rest.iter().map(|l| &l.id).collect();
+        assert_eq!(ids, all[3..].iter().map(|n| &n.id).collect::<Vec<_>>());
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {

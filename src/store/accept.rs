@@ -8,6 +8,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::outbox::Leased;
+use super::record::{RecordFields, write_record};
 use super::{SOURCES, Store, StoreError};
 use crate::cen::notification::Notification;
 
@@ -128,10 +130,23 @@ const INSERT_NOTIFICATION: &str = "
     ON CONFLICT DO NOTHING";
 
 // ON CONFLICT only matters when one sink name is routed twice; one row per sink either way.
+// The lease columns are NULL unless the row is handed to a waiting dispatcher at once.
 const INSERT_OUTBOX: &str = "
-    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms)
-    VALUES (?1, ?2, ?3, 0, ?3)
+    INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms, lease_owner, lease_until_ms)
+    VALUES (?1, ?2, ?3, 0, ?3, ?4, ?5)
     ON CONFLICT (nid, sink) DO NOTHING";
+
+/// A route whose new outbox rows are leased as they are inserted, to a dispatcher of this
+/// process that has caught up with its queue and waits for them (see `store::handoff`): it
+/// gets them with their records straight from the accepting call, so it need not read them
+/// back, nor mark them leased in a second write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTo<'a> {
+    /// The lease owner (the process's owner id).
+    pub owner: &'a str,
+    /// The lease's expiry, epoch ms.
+    pub until_ms: i64,
+}
 
 pub(super) const COUNT_CREATED: &str = "
     SELECT count(*) FROM notifications
@@ -160,8 +175,23 @@ impl Store {
         routes: &[Route],
         now_ms: i64,
     ) -> Result<Accepted, StoreError> {
+        self.accept_leasing(batch, via, push_configured, routes, &[], now_ms).map(|(accepted, _)| accepted)
+    }
+
+    /// [`Store::accept`], and for each route `i` with `lease_to[i]` set, the route's new
+    /// rows are inserted already leased and returned (in seq order, records written) in
+    /// the second value's `i`th list. A missing `lease_to[i]` means "not leased".
+    pub fn accept_leasing(
+        &mut self,
+        batch: &[Incoming<'_>],
+        via: Via,
+        push_configured: bool,
+        routes: &[Route],
+        lease_to: &[Option<LeaseTo<'_>>],
+        now_ms: i64,
+    ) -> Result<(Accepted, Vec<Vec<Leased>>), StoreError> {
         if batch.is_empty() {
-            return Ok(Accepted::default());
+            return Ok((Accepted::default(), vec![Vec::new(); routes.len()]));
         }
         // Checked before the transaction so a caller's mistake names the culprit instead of
         // surfacing as a CHECK constraint failure.
@@ -172,7 +202,7 @@ impl Store {
             });
         }
         let recovered = push_configured && via != Via::Push;
-        accept_tx(&mut self.conn, batch, via, recovered, routes, now_ms).map_err(|e| self.fail("accept", e))
+        accept_tx(&mut self.conn, batch, via, recovered, routes, lease_to, now_ms).map_err(|e| self.fail("accept", e))
     }
 
     /// The poll watermark (epoch milliseconds), or `None` on a new database.
@@ -226,10 +256,12 @@ fn accept_tx(
     via: Via,
     recovered: bool,
     routes: &[Route],
+    lease_to: &[Option<LeaseTo<'_>>],
     now_ms: i64,
-) -> rusqlite::Result<Accepted> {
+) -> rusqlite::Result<(Accepted, Vec<Vec<Leased>>)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Accepted { new_ids: Vec::with_capacity(batch.len()), ..Accepted::default() };
+    let mut leased: Vec<Vec<Leased>> = vec![Vec::new(); routes.len()];
     {
         let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
         let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
@@ -257,8 +289,50 @@ fn accept_tx(
                 Some((_, count)) => *count += 1,
                 None => out.new_by_subject.push((n.subject.to_owned(), 1)),
             }
-            for route in routes.iter().filter(|r| r.matches(n.subject)) {
-                out.enqueued += enqueue.execute(params![route.sink, nid, now_ms])?;
+            // Written once per notification, however many routes take it leased.
+            let mut record: Option<String> = None;
+            for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.matches(n.subject)) {
+                let lease = lease_to.get(i).copied().flatten();
+                let inserted = enqueue.execute(params![
+                    route.sink,
+                    nid,
+                    now_ms,
+                    lease.map(|l| l.owner),
+                    lease.map(|l| l.until_ms)
+                ])?;
+                out.enqueued += inserted;
+                if inserted == 0 || lease.is_none() {
+                    continue;
+                }
+                let record = record
+                    .get_or_insert_with(|| {
+                        let mut record = String::new();
+                        write_record(
+                            &mut record,
+                            &RecordFields {
+                                id: n.id,
+                                source: n.source,
+                                received_via: via.as_str(),
+                                first_seen_ms: now_ms,
+                                subject: n.subject,
+                                subscription_name: n.subscription_name,
+                                created_raw: n.created_raw,
+                                json: n.json,
+                            },
+                        );
+                        record
+                    })
+                    .clone();
+                leased[i].push(Leased {
+                    seq: tx.last_insert_rowid(),
+                    id: n.id.to_owned(),
+                    attempts: 0,
+                    enqueued_ms: now_ms,
+                    subject: n.subject.to_owned(),
+                    created_raw: n.created_raw.to_owned(),
+                    received_via: via.as_str().to_owned(),
+                    record,
+                });
             }
         }
     }
@@ -266,7 +340,7 @@ fn accept_tx(
         out.recovered = out.new;
     }
     tx.commit()?;
-    Ok(out)
+    Ok((out, leased))
 }
 
 fn set_watermark_tx(conn: &mut Connection, ms: i64) -> rusqlite::Result<()> {

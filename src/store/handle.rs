@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::Utc;
 use tokio::sync::Notify;
 
+use super::accept::LeaseTo;
 use super::checkpoint::Checkpointer;
+use super::handoff::Handoff;
 use super::{Accepted, DeadLetter, Incoming, Leased, Route, Store, StoreError, Via};
 use crate::cen::notification::Notification;
 use crate::metrics::{Metrics, ReceivedLabels, SubjectLabels, ViaLabels};
@@ -28,6 +30,8 @@ struct Inner {
     /// Runs WAL checkpoints off the store's lock (file databases only).
     checkpointer: Option<Checkpointer>,
     routes: RwLock<Arc<Vec<Route>>>,
+    /// The handoff queues of this process's dispatchers (`store::handoff`), one per sink.
+    handoffs: Mutex<Vec<Arc<Handoff>>>,
     outbox: Notify,
     metrics: Arc<Metrics>,
 }
@@ -54,6 +58,7 @@ impl StoreHandle {
                 store,
                 checkpointer,
                 routes: RwLock::new(Arc::new(routes)),
+                handoffs: Mutex::new(Vec::new()),
                 outbox: Notify::new(),
                 metrics,
             }),
@@ -104,11 +109,10 @@ impl StoreHandle {
         via: Via,
         push_configured: bool,
     ) -> Result<Accepted, StoreError> {
-        let routes = self.routes();
         let accepted = self
-            .call(move |s| {
+            .accept_handing_over(batch.len(), move |s, routes, lease_to, now_ms| {
                 let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
-                s.accept(&incoming, via, push_configured, &routes, Utc::now().timestamp_millis())
+                s.accept_leasing(&incoming, via, push_configured, routes, lease_to, now_ms)
             })
             .await?;
         self.accepted(super::SOURCE_CEN, via, &accepted);
@@ -120,11 +124,10 @@ impl StoreHandle {
     /// [`crate::config::VGS_EVENTS`] is counted in `unknown_events`: it is stored and
     /// delivered like any other, and the metric tells the operator a name changed.
     pub async fn accept_vgs(&self, batch: Vec<crate::vgs::Received>) -> Result<Accepted, StoreError> {
-        let routes = self.routes();
         let accepted = self
-            .call(move |s| {
+            .accept_handing_over(batch.len(), move |s, routes, lease_to, now_ms| {
                 let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
-                s.accept(&incoming, Via::Push, false, &routes, Utc::now().timestamp_millis())
+                s.accept_leasing(&incoming, Via::Push, false, routes, lease_to, now_ms)
             })
             .await?;
         self.accepted(super::SOURCE_VGS, Via::Push, &accepted);
@@ -137,6 +140,44 @@ impl StoreHandle {
             self.inner.metrics.unknown_events.get_or_create(&labels).inc_by(*n as u64);
         }
         Ok(accepted)
+    }
+
+    /// Runs an accept (`f` gets the routes, which of them to lease to a handoff, and the
+    /// time), and queues the rows it leased on the handoffs, all under the store's lock
+    /// (see `store::handoff` for why that keeps every sink's order).
+    /// `rows` is the batch's size: the most rows it can queue for one sink.
+    async fn accept_handing_over<F>(&self, rows: usize, f: F) -> Result<Accepted, StoreError>
+    where
+        F: FnOnce(
+                &mut Store,
+                &[Route],
+                &[Option<LeaseTo<'_>>],
+                i64,
+            ) -> Result<(Accepted, Vec<Vec<Leased>>), StoreError>
+            + Send
+            + 'static,
+    {
+        let routes = self.routes();
+        let inner = self.inner.clone();
+        self.call(move |s| {
+            let now_ms = Utc::now().timestamp_millis();
+            let until_ms = now_ms.saturating_add(crate::sinks::dispatcher::LEASE.as_millis() as i64);
+            let handoffs = inner.handoffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let targets: Vec<Option<&Arc<Handoff>>> =
+                routes.iter().map(|r| handoffs.iter().find(|h| h.sink() == r.sink)).collect();
+            let lease_to: Vec<Option<LeaseTo<'_>>> = targets
+                .iter()
+                .map(|h| h.filter(|h| h.reserve(rows)).map(|h| LeaseTo { owner: h.owner(), until_ms }))
+                .collect();
+            let (accepted, leased) = f(s, &routes, &lease_to, now_ms)?;
+            for (target, rows) in targets.iter().zip(leased) {
+                if let Some(h) = target {
+                    h.push(rows, until_ms);
+                }
+            }
+            Ok(accepted)
+        })
+        .await
     }
 
     /// Counts an accepted batch and wakes the dispatchers.
@@ -161,8 +202,8 @@ impl StoreHandle {
 
     /// Resolves when rows were queued by this process (other processes' rows are found by
     /// the dispatchers' idle polling).
-    pub async fn outbox_changed(&self) {
-        self.inner.outbox.notified().await
+    pub fn outbox_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.outbox.notified()
     }
 
     /// Wakes the dispatchers (after a replay or a dead-letter retry).
@@ -188,6 +229,7 @@ impl StoreHandle {
         self.call(move |s| s.count_created(source, start_ms, end_ms, &subscriptions)).await
     }
 
+    /// [`Store::lease`], with no handoff.
     pub async fn lease(
         &self,
         sink: &str,
@@ -200,18 +242,79 @@ impl StoreHandle {
         self.call(move |s| s.lease(&sink, &owner, max, lease_ms, now_ms)).await
     }
 
-    /// [`Store::ack_and_lease`].
-    pub async fn ack_and_lease(
+    /// Registers the handoff queue of `sink`'s dispatcher (closed until a lease drains the
+    /// sink's due rows), replacing an earlier one of the same sink.
+    pub fn handoff(&self, sink: &str, owner: &str, capacity: usize) -> Arc<Handoff> {
+        let handoff = Arc::new(Handoff::new(sink, owner, capacity));
+        let mut handoffs = self.inner.handoffs.lock().unwrap_or_else(|p| p.into_inner());
+        handoffs.retain(|h| h.sink() != sink);
+        handoffs.push(handoff.clone());
+        handoff
+    }
+
+    /// Whether `sink`'s dispatcher is being handed its new rows (it has caught up).
+    pub fn handing_over(&self, sink: &str) -> bool {
+        self.inner.handoffs.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|h| h.sink() == sink && h.is_open())
+    }
+
+    /// Unregisters and closes `handoff`, and releases the leases of the rows still queued
+    /// on it and of `undelivered` (rows its dispatcher leased but did not deliver), so
+    /// another dispatcher can take them at once. Returns how many leases were released.
+    pub async fn close_handoff(&self, handoff: &Arc<Handoff>, undelivered: Vec<i64>) -> Result<usize, StoreError> {
+        let inner = self.inner.clone();
+        let handoff = handoff.clone();
+        self.call(move |s| {
+            inner.handoffs.lock().unwrap_or_else(|p| p.into_inner()).retain(|h| !Arc::ptr_eq(h, &handoff));
+            let mut seqs = handoff.close();
+            seqs.extend(undelivered);
+            s.release_seqs(handoff.owner(), &seqs)
+        })
+        .await
+    }
+
+    /// Leases up to `max` of the sink's due rows to its handoff's owner; when fewer come
+    /// back (the sink has caught up), opens the handoff in the same locked call.
+    ///
+    /// "Now" is read under the store's lock: a row accepted just before must count as due
+    /// (its `next_attempt_ms` is its accept's now), or the handoff would open with it
+    /// still unleased behind it.
+    pub async fn lease_for(
         &self,
-        owner: &str,
-        seqs: Vec<i64>,
-        sink: &str,
+        handoff: &Arc<Handoff>,
         max: usize,
         lease_ms: i64,
-        now_ms: i64,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let handoff = handoff.clone();
+        self.call(move |s| {
+            let now_ms = Utc::now().timestamp_millis();
+            let leased = s.lease(handoff.sink(), handoff.owner(), max, lease_ms, now_ms)?;
+            if leased.len() < max {
+                handoff.open();
+            }
+            Ok(leased)
+        })
+        .await
+    }
+
+    /// [`Store::ack_and_lease`] for the handoff's sink and owner, opening the handoff as
+    /// [`StoreHandle::lease_for`] does.
+    pub async fn ack_and_lease_for(
+        &self,
+        handoff: &Arc<Handoff>,
+        seqs: Vec<i64>,
+        max: usize,
+        lease_ms: i64,
     ) -> Result<(usize, Vec<Leased>), StoreError> {
-        let (sink, owner) = (sink.to_owned(), owner.to_owned());
-        self.call(move |s| s.ack_and_lease(&owner, &seqs, &sink, max, lease_ms, now_ms)).await
+        let handoff = handoff.clone();
+        self.call(move |s| {
+            let now_ms = Utc::now().timestamp_millis();
+            let (acked, leased) = s.ack_and_lease(handoff.owner(), &seqs, handoff.sink(), max, lease_ms, now_ms)?;
+            if leased.len() < max {
+                handoff.open();
+            }
+            Ok((acked, leased))
+        })
+        .await
     }
 
     pub async fn ack(&self, owner: &str, seqs: Vec<i64>) -> Result<usize, StoreError> {

@@ -26,6 +26,7 @@ mod accept;
 mod checkpoint;
 mod error;
 mod handle;
+mod handoff;
 mod maintenance;
 mod migrations;
 mod outbox;
@@ -39,9 +40,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use accept::{Accepted, Incoming, Route, Via};
+pub use accept::{Accepted, Incoming, LeaseTo, Route, Via};
 pub use error::StoreError;
 pub use handle::StoreHandle;
+pub use handoff::Handoff;
 pub use maintenance::CountRow;
 pub use outbox::{DeadLetter, Leased};
 

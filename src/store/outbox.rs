@@ -243,6 +243,22 @@ impl Store {
         .map_err(|e| self.fail("release leases", e))
     }
 
+    /// Releases `owner`'s leases on the rows `seqs` (a dispatcher stopping with rows it
+    /// did not deliver). Returns how many rows were released.
+    pub fn release_seqs(&mut self, owner: &str, seqs: &[i64]) -> Result<usize, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        write_tx(&mut self.conn, |tx| {
+            tx.prepare_cached(
+                "UPDATE outbox SET lease_owner = NULL, lease_until_ms = NULL
+                 WHERE lease_owner = ?1 AND seq IN (SELECT value FROM json_each(?2))",
+            )?
+            .execute(params![owner, json_array(seqs.iter().copied())])
+        })
+        .map_err(|e| self.fail("release leases", e))
+    }
+
     /// The distinct owners holding leases, so a starting process can release those of
     /// processes that died (`kill -9`) instead of waiting for the leases to expire.
     pub fn lease_owners(&self) -> Result<Vec<String>, StoreError> {

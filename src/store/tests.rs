@@ -523,6 +523,49 @@ fn ack_and_lease_acknowledges_then_leases_the_next_rows_in_one_go() {
 }
 
 #[test]
+fn rows_leased_as_they_are_accepted_equal_what_a_lease_reads_back() {
+    // The same batch in two stores: one leases its rows at accept (the handoff), the other
+    // through the outbox as usual. The dispatcher must get identical rows and records.
+    let items: Vec<Owned> = (0..6)
+        .map(|i| {
+            Owned::new(&format!("id{i}"), if i % 2 == 0 { "CLEARING" } else { "BPC_CLEARING" }, Some("ops"), T0 + i)
+        })
+        .collect();
+    let refs: Vec<&Owned> = items.iter().collect();
+    let routes = [all("a"), only("b", &["CLEARING"]), all("c")];
+    let lease_to = [
+        Some(LeaseTo { owner: "A", until_ms: T0 + 60_000 }),
+        Some(LeaseTo { owner: "A", until_ms: T0 + 60_000 }),
+        None,
+    ];
+
+    let (_d1, mut handed) = open_temp();
+    let (got, leased) = handed.accept_leasing(&views(&refs), Via::Pull, true, &routes, &lease_to, T0).unwrap();
+    assert_eq!((got.new, got.enqueued), (6, 15));
+    assert_eq!(leased.iter().map(Vec::len).collect::<Vec<_>>(), [6, 3, 0]);
+    // A second arrival is a duplicate and hands nothing over.
+    let (again, none) = handed.accept_leasing(&views(&refs), Via::Push, true, &routes, &lease_to, T0).unwrap();
+    assert_eq!((again.duplicates, none.iter().map(Vec::len).sum::<usize>()), (6, 0));
+
+    let (_d2, mut plain) = open_temp();
+    plain.accept(&views(&refs), Via::Pull, true, &routes, T0).unwrap();
+    for (i, sink) in ["a", "b"].into_iter().enumerate() {
+        let read_back = plain.lease(sink, "A", 100, 60_000, T0).unwrap();
+        assert_eq!(leased[i], read_back, "sink {sink}");
+        // In the database the handed rows are leased to A: no one else gets them, A acks them.
+        assert!(handed.lease(sink, "B", 100, 60_000, T0).unwrap().is_empty(), "sink {sink}");
+    }
+    assert_eq!(handed.lease("c", "B", 100, 60_000, T0).unwrap().len(), 6, "sink c was not handed over");
+    let seqs: Vec<i64> = leased[0].iter().map(|l| l.seq).collect();
+    assert_eq!(handed.ack("A", &seqs).unwrap(), 6);
+    // Released rows (a dispatcher stopping) go back to the queue for anyone.
+    let seqs: Vec<i64> = leased[1].iter().map(|l| l.seq).collect();
+    assert_eq!(handed.release_seqs("B", &seqs).unwrap(), 0, "only the owner's leases");
+    assert_eq!(handed.release_seqs("A", &seqs).unwrap(), 3);
+    assert_eq!(handed.lease("b", "B", 100, 60_000, T0).unwrap().len(), 3);
+}
+
+#[test]
 fn dead_letters_are_listed_counted_and_retried() {
     let (_dir, mut store) = open_temp();
     let ids = fill(&mut store, 3);
