@@ -359,7 +359,7 @@ async fn notifications(sim: &Simulator, raw_query: Option<&str>) -> Response {
         (page.total, items)
     });
 
-    let mut body = String::with_capacity(96 + items.len() * 1800);
+    let mut body = String::with_capacity(96 + items.len() * 2304);
     let _ = write!(
         body,
         r#"{{"count":{},"offset":{},"limit":{},"total":{},"notifications":["#,
