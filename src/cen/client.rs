@@ -696,24 +696,26 @@ mod tests {
     fn parse_page_speed() {
         use std::time::Instant;
         let pages: Vec<String> = (0..5).map(|p| sim_page(21, p * 1000, 1000, 5000)).collect();
-        let per_item = |run: &dyn Fn(&[u8]) -> usize| {
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let (start, mut n) = (Instant::now(), 0);
-                for _ in 0..4 {
-                    for page in &pages {
-                        n += run(page.as_bytes());
-                    }
-                }
-                best = best.min(start.elapsed().as_secs_f64() * 1e6 / n as f64);
-            }
-            best
-        };
-        let general = per_item(&|body| {
+        let general = |body: &[u8]| {
             let text = std::str::from_utf8(body).unwrap();
             parse_page_with(text, None, Notification::from_json_general).unwrap().notifications.len()
-        });
-        let fast = per_item(&|body| parse_page(body, None).unwrap().notifications.len());
+        };
+        let fast = |body: &[u8]| parse_page(body, None).unwrap().notifications.len();
+        let per_item = |run: &dyn Fn(&[u8]) -> usize| {
+            let (start, mut n) = (Instant::now(), 0);
+            for page in &pages {
+                n += run(page.as_bytes());
+            }
+            start.elapsed().as_secs_f64() * 1e6 / n as f64
+        };
+        // Alternate the two, keeping each one's best round: the least disturbed by whatever
+        // else runs on the machine.
+        let (mut general_best, mut fast_best) = (f64::MAX, f64::MAX);
+        for _ in 0..20 {
+            general_best = general_best.min(per_item(&general));
+            fast_best = fast_best.min(per_item(&fast));
+        }
+        let (general, fast) = (general_best, fast_best);
         assert!(pages.iter().all(|p| parse_page_fast(p, None).is_some()), "the fast path deferred");
         let bytes = pages.iter().map(String::len).sum::<usize>() / 5000;
         println!(

@@ -40,7 +40,7 @@ pub struct Notification {
 pub(crate) struct Scratch {
     pub(crate) tape: Tape,
     canonical: String,
-    members: Vec<(u32, u32)>,
+    members: Vec<tape::Member>,
 }
 
 /// Why an item is not an acceptable notification. Messages name the member so the sender

@@ -29,6 +29,8 @@
 //! name repeated within an object: serde_json keeps the last one, and so does the general
 //! path; rare, and not worth a second rule here.
 
+use std::cmp::Ordering;
+
 use super::jcs::{Node, cmp_utf16, push_json_str};
 
 /// The deepest nesting [`Tape::parse`] is asked to take for one notification: serde_json
@@ -66,6 +68,30 @@ pub(crate) struct Token {
     next: u32,
 }
 
+/// An object member while its object is written: the first eight bytes of its name as a
+/// big-endian number (zero-padded; see [`Tape::cmp_names`]), its name's and its value's
+/// token indices. Small, because sorting moves it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    prefix: u64,
+    name: u32,
+    value: u32,
+}
+
+/// The first eight bytes of `name`, zero-padded, as a big-endian number: comparing two of
+/// them compares the names' first eight bytes.
+#[inline]
+fn prefix(name: &[u8]) -> u64 {
+    if let Some(Ok(first)) = name.get(..8).map(<[u8; 8]>::try_from) {
+        return u64::from_be_bytes(first);
+    }
+    let mut bytes = [0u8; 8];
+    for (to, from) in bytes.iter_mut().zip(name) {
+        *to = *from;
+    }
+    u64::from_be_bytes(bytes)
+}
+
 /// Reusable token storage: parse one value after another into the same tape, and nothing is
 /// allocated once the buffers have grown to the largest value.
 #[derive(Debug, Default)]
@@ -73,8 +99,8 @@ pub(crate) struct Tape {
     tokens: Vec<Token>,
     /// Decoded strings that had escapes, one after another.
     decoded: String,
-    /// The open containers while parsing (token indices).
-    stack: Vec<u32>,
+    /// The open containers while parsing: token index, and whether it is an object.
+    stack: Vec<(u32, bool)>,
     /// Whether insignificant whitespace occurred inside the last value parsed.
     whitespace: bool,
 }
@@ -116,11 +142,10 @@ impl Tape {
             // Close whatever the value completed; stop at a comma (another value follows)
             // or when the outermost value is complete.
             loop {
-                let Some(&open) = self.stack.last() else {
+                let Some(&(_, is_object)) = self.stack.last() else {
                     return Some(i);
                 };
                 i = self.ws(b, i);
-                let is_object = self.tokens.get(open as usize)?.kind == Kind::Object;
                 match *b.get(i)? {
                     b',' => {
                         i = self.ws(b, i + 1);
@@ -167,7 +192,7 @@ impl Tape {
             if self.stack.len() >= max_depth {
                 return None;
             }
-            self.stack.push(self.tokens.len() as u32);
+            self.stack.push((self.tokens.len() as u32, kind == Kind::Object));
             self.push(kind, i, i);
             i = self.ws(b, i + 1);
             if b.get(i) == Some(&close) {
@@ -189,7 +214,7 @@ impl Tape {
 
     /// Closes the innermost container at its closing bracket `i`.
     fn close(&mut self, i: usize) -> Option<usize> {
-        let open = self.stack.pop()? as usize;
+        let open = self.stack.pop()?.0 as usize;
         let next = self.tokens.len() as u32;
         let token = self.tokens.get_mut(open)?;
         token.end = i as u32 + 1;
@@ -273,6 +298,7 @@ impl Tape {
     }
 
     /// A string whose opening quote is at `quote`.
+    #[inline]
     fn string(&mut self, text: &str, quote: usize) -> Option<usize> {
         let b = text.as_bytes();
         let start = quote + 1;
@@ -291,15 +317,22 @@ impl Tape {
             }
         }
         if escaped {
-            // Rare: let serde_json decode it (the escapes were checked to be ones it takes).
-            let value: String = serde_json::from_str(text.get(quote..i + 1)?).ok()?;
-            let at = self.decoded.len();
-            self.decoded.push_str(&value);
-            self.push(Kind::EscStr, at, self.decoded.len());
+            self.escaped_string(text.get(quote..i + 1)?)?;
         } else {
             self.push(Kind::Str, start, i);
         }
         Some(i + 1)
+    }
+
+    /// Pushes the string `literal` (quotes included), which has escapes. Rare: serde_json
+    /// decodes it (its escapes were checked to be ones it takes).
+    #[cold]
+    fn escaped_string(&mut self, literal: &str) -> Option<()> {
+        let value: String = serde_json::from_str(literal).ok()?;
+        let at = self.decoded.len();
+        self.decoded.push_str(&value);
+        self.push(Kind::EscStr, at, self.decoded.len());
+        Some(())
     }
 
     /// The tokens of the last value parsed; the value itself is token 0.
@@ -359,7 +392,7 @@ impl Tape {
         at: usize,
         drop_top: &[&str],
         out: &mut String,
-        members: &mut Vec<(u32, u32)>,
+        members: &mut Vec<Member>,
     ) -> Option<()> {
         // A write that stopped half-way may have left members behind.
         members.clear();
@@ -372,7 +405,7 @@ impl Tape {
         at: usize,
         drop_top: &[&str],
         out: &mut String,
-        members: &mut Vec<(u32, u32)>,
+        members: &mut Vec<Member>,
     ) -> Option<()> {
         let t = *self.tokens.get(at)?;
         match t.kind {
@@ -402,29 +435,39 @@ impl Tape {
                 // This object's members go above the enclosing objects' in the scratch; the
                 // nested objects written below push above these and truncate back.
                 let base = members.len();
-                members.extend(self.members(at).map(|(k, v)| (k as u32, v as u32)));
-                let name = |i: u32| self.tokens.get(i as usize).and_then(|&t| self.str(text, t)).unwrap_or_default();
+                for (name, value) in self.members(at) {
+                    let prefix = prefix(self.str(text, *self.tokens.get(name)?)?.as_bytes());
+                    members.push(Member { prefix, name: name as u32, value: value as u32 });
+                }
                 let sorted = members.get_mut(base..)?;
-                sorted.sort_unstable_by(|a, b| cmp_utf16(name(a.0), name(b.0)));
+                sorted.sort_unstable_by(|a, b| self.cmp_names(text, a, b));
                 // A repeated name (null-valued or not) takes the general path, which keeps
                 // the last. Names are equal only when adjacent once sorted.
-                if sorted.windows(2).any(|w| name(w[0].0) == name(w[1].0)) {
+                if sorted.windows(2).any(|w| self.cmp_names(text, &w[0], &w[1]).is_eq()) {
                     return None;
                 }
                 out.push('{');
                 let mut first = true;
                 for i in base..members.len() {
-                    let (k, v) = *members.get(i)?;
-                    if self.tokens.get(v as usize)?.kind == Kind::Null || drop_top.contains(&name(k)) {
+                    let m = *members.get(i)?;
+                    let name = *self.tokens.get(m.name as usize)?;
+                    if self.tokens.get(m.value as usize)?.kind == Kind::Null
+                        || (!drop_top.is_empty() && drop_top.contains(&self.str(text, name)?))
+                    {
                         continue;
                     }
                     if !first {
                         out.push(',');
                     }
                     first = false;
-                    self.write_str(text, *self.tokens.get(k as usize)?, out)?;
-                    out.push(':');
-                    self.write_value(text, v as usize, &[], out, members)?;
+                    match self.member_text(text, name, m.value) {
+                        Some(member) => out.push_str(member),
+                        None => {
+                            self.write_str(text, name, out)?;
+                            out.push(':');
+                            self.write_value(text, m.value as usize, &[], out, members)?;
+                        }
+                    }
                 }
                 members.truncate(base);
                 out.push('}');
@@ -434,17 +477,52 @@ impl Tape {
         Some(())
     }
 
+    /// The text of a member (`"name":value`) when it is already its canonical form, as for
+    /// most members of compact text: a name without escapes, `:` right after it, and a
+    /// value written as it came (a string without escapes, a short integer, a boolean).
+    #[inline]
+    fn member_text<'t>(&self, text: &'t str, name: Token, value: u32) -> Option<&'t str> {
+        let value = *self.tokens.get(value as usize)?;
+        // Where the value's text would start if only `:` separated it from the name.
+        let next = name.end as usize + 2;
+        let end = match value.kind {
+            Kind::Str if value.start as usize == next + 1 => value.end as usize + 1,
+            Kind::Int | Kind::True | Kind::False if value.start as usize == next => value.end as usize,
+            _ => return None,
+        };
+        if name.kind != Kind::Str {
+            return None;
+        }
+        text.get((name.start as usize).checked_sub(1)?..end)
+    }
+
+    /// The RFC 8785 order of two member names: by their first eight bytes when those
+    /// differ and decide ([`prefix`]), otherwise by [`cmp_utf16`].
+    #[inline]
+    fn cmp_names(&self, text: &str, a: &Member, b: &Member) -> Ordering {
+        let diff = a.prefix ^ b.prefix;
+        if diff != 0 {
+            // The first differing byte, from the most significant end. Byte order is UTF-16
+            // order unless both bytes are 0xEE or above (see `cmp_utf16`); a byte of
+            // padding (0) is where a shorter name ended, which sorts it first either way.
+            let shift = 56 - diff.leading_zeros() / 8 * 8;
+            let (x, y) = ((a.prefix >> shift) as u8, (b.prefix >> shift) as u8);
+            if x < 0xEE || y < 0xEE {
+                return a.prefix.cmp(&b.prefix);
+            }
+        }
+        let name = |m: &Member| self.tokens.get(m.name as usize).and_then(|&t| self.str(text, t)).unwrap_or_default();
+        cmp_utf16(name(a), name(b))
+    }
+
     /// Writes a string token as RFC 8785 does.
     fn write_str(&self, text: &str, t: Token, out: &mut String) -> Option<()> {
-        let value = self.str(text, t)?;
         if t.kind == Kind::Str {
             // No escapes and (checked while parsing) no control bytes, so nothing in it
-            // needs escaping: it is written as it came.
-            out.push('"');
-            out.push_str(value);
-            out.push('"');
+            // needs escaping: it is written as it came, quotes included.
+            out.push_str(text.get((t.start as usize).checked_sub(1)?..t.end as usize + 1)?);
         } else {
-            push_json_str(out, value);
+            push_json_str(out, self.str(text, t)?);
         }
         Some(())
     }
@@ -501,8 +579,8 @@ fn short_decimal(s: &str) -> Option<f64> {
 fn find_string_special(b: &[u8], mut i: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
+    while let Some(Ok(chunk)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let x = u64::from_le_bytes(chunk);
         let quote = x ^ (ONES * u64::from(b'"'));
         let backslash = x ^ (ONES * u64::from(b'\\'));
         let hits = ((quote.wrapping_sub(ONES) & !quote)
@@ -832,6 +910,37 @@ mod tests {
         }
         for s in ["1", "1.0e1", "1.", ".1", "1.2.3", "1234567890123.456", "0.0000000000000001"] {
             assert!(short_decimal(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn member_names_sort_in_utf16_order() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let pieces =
+            ["a", "b", "\0", "é", "\u{ff}", "\u{7ff}", "\u{e000}", "\u{ffff}", "\u{10000}", "\u{10ffff}", "\\n"];
+        for _ in 0..2000 {
+            let names: Vec<String> = (0..2)
+                .map(|_| (0..rng.random_range(0..10)).map(|_| pieces[rng.random_range(0..pieces.len())]).collect())
+                .collect();
+            let text =
+                format!(r#"{{"{}":0,"{}":1}}"#, names[0].replace('\0', "\\u0000"), names[1].replace('\0', "\\u0000"));
+            let mut tape = Tape::default();
+            tape.parse(&text, 0, MAX_DEPTH).unwrap();
+            let m: Vec<Member> = tape
+                .members(0)
+                .map(|(k, v)| {
+                    let name = tape.tokens()[k];
+                    Member {
+                        prefix: prefix(tape.str(&text, name).unwrap().as_bytes()),
+                        name: k as u32,
+                        value: v as u32,
+                    }
+                })
+                .collect();
+            let decoded: Vec<&str> =
+                m.iter().map(|m| tape.str(&text, tape.tokens()[m.name as usize]).unwrap()).collect();
+            assert_eq!(decoded, names.iter().map(|n| n.replace("\\n", "\n")).collect::<Vec<_>>());
+            assert_eq!(tape.cmp_names(&text, &m[0], &m[1]), cmp_utf16(decoded[0], decoded[1]), "{names:?}");
         }
     }
 
