@@ -319,7 +319,10 @@ fn parse_page_fast(text: &str, date: Option<DateTime<Utc>>) -> Option<Page> {
                 if notifications.is_some() {
                     return None;
                 }
-                i = page_items(text, i, ITEM_DEPTH, &mut scratch, notifications.insert(Vec::new()))?;
+                // `count` comes first in the API's pages; trust it only so far.
+                let expected = numbers[0].flatten().unwrap_or(0).min(4096) as usize;
+                let items = notifications.insert(Vec::with_capacity(expected));
+                i = page_items(text, i, ITEM_DEPTH, &mut scratch, items)?;
             }
             Some(n) => {
                 let slot = numbers.get_mut(n)?;

@@ -35,12 +35,12 @@ pub struct Notification {
 }
 
 /// Buffers the fast path reuses from one notification to the next: the token tape, the
-/// canonical text being hashed and the scratch for sorting member names.
+/// canonical text being hashed and what sorts member names.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     pub(crate) tape: Tape,
     canonical: String,
-    members: Vec<tape::Member>,
+    sorter: tape::Sorter,
 }
 
 /// Why an item is not an acceptable notification. Messages name the member so the sender
@@ -103,7 +103,7 @@ impl Notification {
     /// The notification that is the value just parsed into `scratch.tape` (from `text`),
     /// checked as [`Self::from_node`] checks it; `None` for anything but a valid one.
     pub(crate) fn from_tape(text: &str, scratch: &mut Scratch) -> Option<Self> {
-        let Scratch { tape, canonical, members } = scratch;
+        let Scratch { tape, canonical, sorter } = scratch;
         let tokens = tape.tokens();
         let root = *tokens.first()?;
         if root.kind != tape::Kind::Object {
@@ -132,7 +132,7 @@ impl Notification {
             return None;
         }
         canonical.clear();
-        tape.write_canonical(text, 0, &[PUSH_STATUS], canonical, members)?;
+        tape.write_canonical(text, 0, &[PUSH_STATUS], canonical, sorter)?;
         // Compact text (what the API sends) is stored as it came; otherwise exactly what the
         // general path stores.
         let json = tape.span(text, root)?;

@@ -69,14 +69,44 @@ pub(crate) struct Token {
 }
 
 /// An object member while its object is written: the first eight bytes of its name as a
-/// big-endian number (zero-padded; see [`Tape::cmp_names`]), its name's and its value's
-/// token indices. Small, because sorting moves it.
+/// big-endian number (zero-padded; see [`Tape::cmp_names`]), its value's token index (the
+/// name's is the one before) and its position in the object. Small, because sorting moves
+/// it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Member {
     prefix: u64,
-    name: u32,
     value: u32,
+    position: u32,
 }
+
+impl Member {
+    fn name(&self) -> usize {
+        (self.value as usize).saturating_sub(1)
+    }
+}
+
+/// Scratch space for [`Tape::write_canonical`], kept by the caller to be reused: the members
+/// being sorted, and the orders of recently seen objects.
+///
+/// Notifications of one subject have objects with the same members in the same order, so
+/// the sorted order of an object's members is remembered by a hash of its names and tried
+/// first on the next object with that hash. Trying it is checked, not trusted: the result
+/// is used only when every name is smaller than the next, which is the sorted order of
+/// distinct names whatever the hash said; otherwise the members are sorted as usual.
+#[derive(Debug, Default)]
+pub(crate) struct Sorter {
+    /// The members of the objects being written: each object's above its enclosing one's.
+    members: Vec<Member>,
+    /// (hash of the names in document order, positions in sorted order), by hash.
+    orders: Vec<(u64, Vec<u32>)>,
+    /// Members in a remembered order, before they are checked.
+    reordered: Vec<Member>,
+}
+
+/// Objects with fewer members are sorted right away.
+const REMEMBER_FROM: usize = 6;
+/// How many orders are remembered (one per slot, by hash).
+const ORDER_SLOTS: usize = 64;
 
 /// The first eight bytes of `name`, zero-padded, as a big-endian number: comparing two of
 /// them compares the names' first eight bytes.
@@ -385,18 +415,18 @@ impl Tape {
     /// text. `None` (with `out` partly written) when this cannot be done with certainty: a
     /// member name repeated within an object, or a number serde_json refuses.
     ///
-    /// `members` is scratch space for sorting, kept by the caller to be reused.
+    /// `sorter` is scratch space, kept by the caller to be reused.
     pub(crate) fn write_canonical(
         &self,
         text: &str,
         at: usize,
         drop_top: &[&str],
         out: &mut String,
-        members: &mut Vec<Member>,
+        sorter: &mut Sorter,
     ) -> Option<()> {
         // A write that stopped half-way may have left members behind.
-        members.clear();
-        self.write_value(text, at, drop_top, out, members)
+        sorter.members.clear();
+        self.write_value(text, at, drop_top, out, sorter)
     }
 
     fn write_value(
@@ -405,7 +435,7 @@ impl Tape {
         at: usize,
         drop_top: &[&str],
         out: &mut String,
-        members: &mut Vec<Member>,
+        sorter: &mut Sorter,
     ) -> Option<()> {
         let t = *self.tokens.get(at)?;
         match t.kind {
@@ -426,7 +456,7 @@ impl Tape {
                     if i > at + 1 {
                         out.push(',');
                     }
-                    self.write_value(text, i, &[], out, members)?;
+                    self.write_value(text, i, &[], out, sorter)?;
                     i = self.tokens.get(i)?.next as usize;
                 }
                 out.push(']');
@@ -434,23 +464,22 @@ impl Tape {
             Kind::Object => {
                 // This object's members go above the enclosing objects' in the scratch; the
                 // nested objects written below push above these and truncate back.
-                let base = members.len();
-                for (name, value) in self.members(at) {
-                    let prefix = prefix(self.str(text, *self.tokens.get(name)?)?.as_bytes());
-                    members.push(Member { prefix, name: name as u32, value: value as u32 });
+                let base = sorter.members.len();
+                let mut hash = 0u64;
+                for (position, (name, value)) in self.members(at).enumerate() {
+                    let name = self.str(text, *self.tokens.get(name)?)?;
+                    let prefix = prefix(name.as_bytes());
+                    hash = (hash.rotate_left(5) ^ prefix ^ name.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    sorter.members.push(Member { prefix, value: value as u32, position: position as u32 });
                 }
-                let sorted = members.get_mut(base..)?;
-                sorted.sort_unstable_by(|a, b| self.cmp_names(text, a, b));
                 // A repeated name (null-valued or not) takes the general path, which keeps
-                // the last. Names are equal only when adjacent once sorted.
-                if sorted.windows(2).any(|w| self.cmp_names(text, &w[0], &w[1]).is_eq()) {
-                    return None;
-                }
+                // the last.
+                self.sort(text, sorter, base, hash)?;
                 out.push('{');
                 let mut first = true;
-                for i in base..members.len() {
-                    let m = *members.get(i)?;
-                    let name = *self.tokens.get(m.name as usize)?;
+                for i in base..sorter.members.len() {
+                    let m = *sorter.members.get(i)?;
+                    let name = *self.tokens.get(m.name())?;
                     if self.tokens.get(m.value as usize)?.kind == Kind::Null
                         || (!drop_top.is_empty() && drop_top.contains(&self.str(text, name)?))
                     {
@@ -465,11 +494,11 @@ impl Tape {
                         None => {
                             self.write_str(text, name, out)?;
                             out.push(':');
-                            self.write_value(text, m.value as usize, &[], out, members)?;
+                            self.write_value(text, m.value as usize, &[], out, sorter)?;
                         }
                     }
                 }
-                members.truncate(base);
+                sorter.members.truncate(base);
                 out.push('}');
             }
             Kind::Str | Kind::EscStr => self.write_str(text, t, out)?,
@@ -496,6 +525,46 @@ impl Tape {
         text.get((name.start as usize).checked_sub(1)?..end)
     }
 
+    /// Sorts the members from `base` on (one object's, whose names hash to `hash`) by name;
+    /// `None` when a name is repeated.
+    fn sort(&self, text: &str, sorter: &mut Sorter, base: usize, hash: u64) -> Option<()> {
+        let Sorter { members, orders, reordered } = sorter;
+        let n = members.len().checked_sub(base)?;
+        // Strictly increasing names: sorted, and none repeated.
+        let increasing = |m: &[Member]| m.windows(2).all(|w| self.cmp_names(text, &w[0], &w[1]).is_lt());
+        let slot = (hash % ORDER_SLOTS as u64) as usize;
+        if n >= REMEMBER_FROM
+            && let Some((seen, order)) = orders.get(slot)
+            && *seen == hash
+            && order.len() == n
+        {
+            reordered.clear();
+            for &position in order {
+                reordered.push(*members.get(base + position as usize)?);
+            }
+            if increasing(reordered) {
+                members.truncate(base);
+                members.extend_from_slice(reordered);
+                return Some(());
+            }
+        }
+        let sorted = members.get_mut(base..)?;
+        sorted.sort_unstable_by(|a, b| self.cmp_names(text, a, b));
+        if !increasing(sorted) {
+            return None;
+        }
+        if n >= REMEMBER_FROM {
+            if orders.len() < ORDER_SLOTS {
+                orders.resize_with(ORDER_SLOTS, Default::default);
+            }
+            let (seen, order) = orders.get_mut(slot)?;
+            *seen = hash;
+            order.clear();
+            order.extend(sorted.iter().map(|m| m.position));
+        }
+        Some(())
+    }
+
     /// The RFC 8785 order of two member names: by their first eight bytes when those
     /// differ and decide ([`prefix`]), otherwise by [`cmp_utf16`].
     #[inline]
@@ -511,7 +580,7 @@ impl Tape {
                 return a.prefix.cmp(&b.prefix);
             }
         }
-        let name = |m: &Member| self.tokens.get(m.name as usize).and_then(|&t| self.str(text, t)).unwrap_or_default();
+        let name = |m: &Member| self.tokens.get(m.name()).and_then(|&t| self.str(text, t)).unwrap_or_default();
         cmp_utf16(name(a), name(b))
     }
 
@@ -658,8 +727,8 @@ mod tests {
             let node =
                 Node::parse(text).unwrap_or_else(|e| panic!("the tape took what serde_json refuses ({e}): {text:?}"));
             for drop in [&[][..], &["pushStatus"]] {
-                let (mut ours, mut theirs, mut members) = (String::new(), String::new(), Vec::new());
-                if tape.write_canonical(text, 0, drop, &mut ours, &mut members).is_some() {
+                let (mut ours, mut theirs, mut sorter) = (String::new(), String::new(), Sorter::default());
+                if tape.write_canonical(text, 0, drop, &mut ours, &mut sorter).is_some() {
                     write_canonical_without_nulls(&node, drop, &mut theirs).unwrap();
                     assert_eq!(ours, theirs, "canonical form of {text:?}");
                 }
@@ -928,20 +997,44 @@ mod tests {
             tape.parse(&text, 0, MAX_DEPTH).unwrap();
             let m: Vec<Member> = tape
                 .members(0)
-                .map(|(k, v)| {
+                .enumerate()
+                .map(|(position, (k, v))| {
                     let name = tape.tokens()[k];
-                    Member {
-                        prefix: prefix(tape.str(&text, name).unwrap().as_bytes()),
-                        name: k as u32,
-                        value: v as u32,
-                    }
+                    let prefix = prefix(tape.str(&text, name).unwrap().as_bytes());
+                    Member { prefix, value: v as u32, position: position as u32 }
                 })
                 .collect();
-            let decoded: Vec<&str> =
-                m.iter().map(|m| tape.str(&text, tape.tokens()[m.name as usize]).unwrap()).collect();
+            let decoded: Vec<&str> = m.iter().map(|m| tape.str(&text, tape.tokens()[m.name()]).unwrap()).collect();
             assert_eq!(decoded, names.iter().map(|n| n.replace("\\n", "\n")).collect::<Vec<_>>());
             assert_eq!(tape.cmp_names(&text, &m[0], &m[1]), cmp_utf16(decoded[0], decoded[1]), "{names:?}");
         }
+    }
+
+    #[test]
+    fn remembered_orders_are_checked_not_trusted() {
+        // Names whose first eight bytes and lengths agree hash alike, whatever follows.
+        let object = |last: &[char]| {
+            let members: Vec<String> = last.iter().enumerate().map(|(n, c)| format!(r#""samename{c}":{n}"#)).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let mut sorter = Sorter::default();
+        for last in
+            [&['f', 'e', 'd', 'c', 'b', 'a'][..], &['a', 'b', 'c', 'd', 'e', 'f'], &['c', 'a', 'f', 'b', 'e', 'd']]
+        {
+            for text in [object(last), with_content(&object(last))] {
+                let mut tape = Tape::default();
+                tape.parse(&text, 0, MAX_DEPTH).unwrap();
+                let (mut ours, mut theirs) = (String::new(), String::new());
+                tape.write_canonical(&text, 0, &[], &mut ours, &mut sorter).unwrap();
+                write_canonical_without_nulls(&Node::parse(&text).unwrap(), &[], &mut theirs).unwrap();
+                assert_eq!(ours, theirs);
+            }
+        }
+        // A repeat is caught on a remembered order too.
+        let text = object(&['f', 'e', 'd', 'c', 'a', 'a']);
+        let mut tape = Tape::default();
+        tape.parse(&text, 0, MAX_DEPTH).unwrap();
+        assert!(tape.write_canonical(&text, 0, &[], &mut String::new(), &mut sorter).is_none());
     }
 
     #[test]
