@@ -282,10 +282,11 @@ fn parse_page_with(
 /// errors always come from the general path.
 ///
 /// Only the plain wrapper is taken: an object with the members of [`RawPage`], each at most
-/// once, `notifications` an array. The numbers may be numbers or numeric strings, as
-/// `lenient::opt_u64` reads them. An item the fast path cannot take is read by the general
-/// path for one notification; should that fail, so does this (and the general path reports
-/// it, after anything wrong with the rest of the page).
+/// once, `notifications` an array or null, other members ignored as serde ignores them. The
+/// numbers may be numbers, numeric strings or null, as `lenient::opt_u64` reads them. An item
+/// the fast path cannot take is read by the general path for one notification; should that
+/// fail, so does this (and the general path reports it, after anything wrong with the rest
+/// of the page).
 fn parse_page_fast(text: &str, date: Option<DateTime<Utc>>) -> Option<Page> {
     /// Items start two levels down (wrapper, array). The general path reads an item on its
     /// own (127 levels allowed), but keep the page as a whole within serde_json's limit too.
@@ -624,6 +625,7 @@ mod tests {
             // Items the fast path leaves to the general one, which takes them.
             format!(r#"{{"total":2,"notifications":[{ITEM},{}]}}"#, ITEM.replace(r#""a":1.50"#, r#""a":1,"a":2"#)),
             format!(r#"{{"total":2,"notifications":[{ITEM},{}]}}"#, ITEM.replace("{\"a\"", "{ \"a\"")),
+            format!(r#"{{"total":1,"notifications":[{}]}}"#, ITEM.replace("1.50", r#""a\"b\u00e9\ud83d\ude00""#)),
         ];
         for text in &taken {
             assert!(check_page(text), "deferred: {text}");
@@ -688,6 +690,38 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn random_pages_never_panic_or_differ() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(12);
+        let pieces = [
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\"count\"",
+            "\"total\"",
+            "\"notifications\"",
+            "\"x\"",
+            "1",
+            "\"2\"",
+            "null",
+            "-",
+            "1e400",
+            ITEM,
+        ];
+        for _ in 0..5000 {
+            let text: String =
+                (0..rng.random_range(0..16)).map(|_| pieces[rng.random_range(0..pieces.len())]).collect();
+            check_page(&text);
+            let _ = parse_page(text.as_bytes(), None);
         }
     }
 

@@ -101,6 +101,9 @@ pub(crate) struct Sorter {
     orders: Vec<(u64, Vec<u32>)>,
     /// Members in a remembered order, before they are checked.
     reordered: Vec<Member>,
+    /// Whether to remember orders: from the second notification on (a single one, as a push
+    /// of one notification, would only pay for it).
+    remember: bool,
 }
 
 /// Objects with fewer members are sorted right away.
@@ -426,7 +429,9 @@ impl Tape {
     ) -> Option<()> {
         // A write that stopped half-way may have left members behind.
         sorter.members.clear();
-        self.write_value(text, at, drop_top, out, sorter)
+        let written = self.write_value(text, at, drop_top, out, sorter);
+        sorter.remember = true;
+        written
     }
 
     fn write_value(
@@ -528,7 +533,7 @@ impl Tape {
     /// Sorts the members from `base` on (one object's, whose names hash to `hash`) by name;
     /// `None` when a name is repeated.
     fn sort(&self, text: &str, sorter: &mut Sorter, base: usize, hash: u64) -> Option<()> {
-        let Sorter { members, orders, reordered } = sorter;
+        let Sorter { members, orders, reordered, remember } = sorter;
         let n = members.len().checked_sub(base)?;
         // Strictly increasing names: sorted, and none repeated.
         let increasing = |m: &[Member]| m.windows(2).all(|w| self.cmp_names(text, &w[0], &w[1]).is_lt());
@@ -553,7 +558,7 @@ impl Tape {
         if !increasing(sorted) {
             return None;
         }
-        if n >= REMEMBER_FROM {
+        if n >= REMEMBER_FROM && *remember {
             if orders.len() < ORDER_SLOTS {
                 orders.resize_with(ORDER_SLOTS, Default::default);
             }
