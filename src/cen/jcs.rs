@@ -147,7 +147,7 @@ fn write_node(node: &Node<'_>, drop: &[&str], out: &mut String) -> Result<(), No
 /// point order, which differs from UTF-16 order only between a character above U+FFFF
 /// (lead byte F0-F4) and one in U+E000-U+FFFF (lead byte EE or EF); only then is it
 /// recomputed in UTF-16.
-fn cmp_utf16(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
     let (x, y) = (a.as_bytes(), b.as_bytes());
     match x.iter().zip(y).position(|(p, q)| p != q) {
         None => x.len().cmp(&y.len()),
@@ -310,7 +310,7 @@ impl<'de> Visitor<'de> for KeySeed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The reference: serde_json::Value without nulls, through serde_json_canonicalizer.
@@ -339,7 +339,8 @@ mod tests {
         out
     }
 
-    const CASES: &[&str] = &[
+    /// Also the fast path's test cases (`cen::tape`).
+    pub(crate) const CASES: &[&str] = &[
         r#"{"b":false,"c":12e1,"a":"Hello!"}"#,
         r#"{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001,-0,-0.0,0.0,1e21,1e20,123456789012345678901234567890,-9007199254740993,18446744073709551615,5e-324,1.7976931348623157e308]}"#,
         r#"{"string":"\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/","literals":[null,true,false]}"#,

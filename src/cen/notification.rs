@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::id::{IdError, notification_id_of};
+use super::id::{IdError, PUSH_STATUS, id_of_canonical, notification_id_of};
 use super::jcs::Node;
+use super::tape::{self, Tape, skip_ws};
 
 /// One notification, checked and identified.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,15 @@ pub struct Notification {
     pub created_raw: String,
     /// The whole object as received, with insignificant whitespace removed.
     pub json: String,
+}
+
+/// Buffers the fast path reuses from one notification to the next: the token tape, the
+/// canonical text being hashed and what sorts member names.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) tape: Tape,
+    canonical: String,
+    sorter: tape::Sorter,
 }
 
 /// Why an item is not an acceptable notification. Messages name the member so the sender
@@ -60,8 +70,82 @@ impl From<IdError> for NotificationError {
 impl Notification {
     /// Checks one notification object given as JSON text and computes its id.
     pub fn from_json(text: &str) -> Result<Self, NotificationError> {
+        Self::from_json_with(text, &mut Scratch::default())
+    }
+
+    /// [`Self::from_json`] with buffers the caller keeps from one notification to the next.
+    pub(crate) fn from_json_with(text: &str, scratch: &mut Scratch) -> Result<Self, NotificationError> {
+        match Self::from_json_fast(text, scratch) {
+            Some(n) => Ok(n),
+            None => Self::from_json_general(text),
+        }
+    }
+
+    /// The general path: serde_json's parser into a [`Node`] tree. It takes every input
+    /// and gives serde_json's own error messages; the fast path defers to it.
+    pub(crate) fn from_json_general(text: &str) -> Result<Self, NotificationError> {
         let node = Node::parse(text).map_err(|e| NotificationError::Json(e.to_string()))?;
         Self::from_node(&node, compact_json(text))
+    }
+
+    /// The fast path ([`super::tape`]): the same notification as [`Self::from_json_general`],
+    /// or `None` when the text is not certainly one — an error of any kind included, so that
+    /// errors always come from the general path.
+    pub(crate) fn from_json_fast(text: &str, scratch: &mut Scratch) -> Option<Self> {
+        let end = scratch.tape.parse(text, 0, tape::MAX_DEPTH)?;
+        // `from_str` allows whitespace after the value and nothing else.
+        if skip_ws(text.as_bytes(), end) != text.len() {
+            return None;
+        }
+        Self::from_tape(text, scratch)
+    }
+
+    /// The notification that is the value just parsed into `scratch.tape` (from `text`),
+    /// checked as [`Self::from_node`] checks it; `None` for anything but a valid one.
+    pub(crate) fn from_tape(text: &str, scratch: &mut Scratch) -> Option<Self> {
+        let Scratch { tape, canonical, sorter } = scratch;
+        let tokens = tape.tokens();
+        let root = *tokens.first()?;
+        if root.kind != tape::Kind::Object {
+            return None;
+        }
+        let (mut subject, mut created_raw, mut subscription_name, mut push_status) = (None, None, None, None);
+        let mut content = None;
+        for (name, value) in tape.members(0) {
+            let value = *tokens.get(value)?;
+            match tape.str(text, *tokens.get(name)?)? {
+                "subject" => subject = Some(value),
+                "createdTimestamp" => created_raw = Some(value),
+                "subscriptionName" => subscription_name = Some(value),
+                "pushStatus" => push_status = Some(value),
+                "content" => content = Some(value),
+                _ => {}
+            }
+        }
+        // A repeated name makes `write_canonical` below refuse, so which of the repeats was
+        // kept here does not matter.
+        let string = |t: Option<tape::Token>| t.and_then(|t| tape.str(text, t)).map(str::to_owned);
+        let subject = string(subject).filter(|s| !s.is_empty())?;
+        let created_raw = string(created_raw).filter(|s| !s.is_empty())?;
+        let created = parse_timestamp(&created_raw)?;
+        if content?.kind == tape::Kind::Null {
+            return None;
+        }
+        canonical.clear();
+        tape.write_canonical(text, 0, &[PUSH_STATUS], canonical, sorter)?;
+        // Compact text (what the API sends) is stored as it came; otherwise exactly what the
+        // general path stores.
+        let json = tape.span(text, root)?;
+        let json = if tape.had_whitespace() { compact_json(json) } else { json.to_owned() };
+        Some(Notification {
+            id: id_of_canonical(canonical),
+            subject,
+            subscription_name: string(subscription_name),
+            push_status: string(push_status),
+            created,
+            created_raw,
+            json,
+        })
     }
 
     /// Checks an already-parsed notification; `json` is its text (kept as the record).
@@ -123,7 +207,12 @@ pub fn parse_push_body(body: &[u8]) -> Result<Vec<Notification>, (Option<usize>,
     if trimmed.starts_with('[') {
         let items: Vec<&RawValue> =
             serde_json::from_str(text).map_err(|e| (None, NotificationError::Json(e.to_string())))?;
-        items.iter().enumerate().map(|(i, raw)| Notification::from_json(raw.get()).map_err(|e| (Some(i), e))).collect()
+        let mut scratch = Scratch::default();
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Notification::from_json_with(raw.get(), &mut scratch).map_err(|e| (Some(i), e)))
+            .collect()
     } else {
         Notification::from_json(text).map(|n| vec![n]).map_err(|e| (None, e))
     }
