@@ -262,6 +262,8 @@ fn accept_tx(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Accepted { new_ids: Vec::with_capacity(batch.len()), ..Accepted::default() };
     let mut leased: Vec<Vec<Leased>> = vec![Vec::new(); routes.len()];
+    // A notification's outbox rows inserted leased: (route index, seq).
+    let mut handed: Vec<(usize, i64)> = Vec::with_capacity(routes.len());
     {
         let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
         let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
@@ -289,8 +291,7 @@ fn accept_tx(
                 Some((_, count)) => *count += 1,
                 None => out.new_by_subject.push((n.subject.to_owned(), 1)),
             }
-            // Written once per notification, however many routes take it leased.
-            let mut record: Option<String> = None;
+            handed.clear();
             for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.matches(n.subject)) {
                 let lease = lease_to.get(i).copied().flatten();
                 let inserted = enqueue.execute(params![
@@ -301,30 +302,29 @@ fn accept_tx(
                     lease.map(|l| l.until_ms)
                 ])?;
                 out.enqueued += inserted;
-                if inserted == 0 || lease.is_none() {
-                    continue;
+                if inserted > 0 && lease.is_some() {
+                    handed.push((i, tx.last_insert_rowid()));
                 }
-                let record = record
-                    .get_or_insert_with(|| {
-                        let mut record = String::new();
-                        write_record(
-                            &mut record,
-                            &RecordFields {
-                                id: n.id,
-                                source: n.source,
-                                received_via: via.as_str(),
-                                first_seen_ms: now_ms,
-                                subject: n.subject,
-                                subscription_name: n.subscription_name,
-                                created_raw: n.created_raw,
-                                json: n.json,
-                            },
-                        );
-                        record
-                    })
-                    .clone();
-                leased[i].push(Leased {
-                    seq: tx.last_insert_rowid(),
+            }
+            // The record is written once per notification, however many routes took it
+            // leased; the last of them gets it without a copy.
+            if let Some((&(last_route, last_seq), others)) = handed.split_last() {
+                let mut record = String::new();
+                write_record(
+                    &mut record,
+                    &RecordFields {
+                        id: n.id,
+                        source: n.source,
+                        received_via: via.as_str(),
+                        first_seen_ms: now_ms,
+                        subject: n.subject,
+                        subscription_name: n.subscription_name,
+                        created_raw: n.created_raw,
+                        json: n.json,
+                    },
+                );
+                let row = |seq: i64, record: String| Leased {
+                    seq,
                     id: n.id.to_owned(),
                     attempts: 0,
                     enqueued_ms: now_ms,
@@ -332,7 +332,11 @@ fn accept_tx(
                     created_raw: n.created_raw.to_owned(),
                     received_via: via.as_str().to_owned(),
                     record,
-                });
+                };
+                for &(route, seq) in others {
+                    leased[route].push(row(seq, record.clone()));
+                }
+                leased[last_route].push(row(last_seq, record));
             }
         }
     }

@@ -272,32 +272,23 @@ impl StoreHandle {
         .await
     }
 
-    /// Leases up to `max` of the sink's due rows to its handoff's owner; when fewer come
-    /// back (the sink has caught up), opens the handoff in the same locked call.
-    ///
-    /// "Now" is read under the store's lock: a row accepted just before must count as due
-    /// (its `next_attempt_ms` is its accept's now), or the handoff would open with it
-    /// still unleased behind it.
+    /// [`StoreHandle::ack_and_lease_for`] with nothing to acknowledge.
     pub async fn lease_for(
         &self,
         handoff: &Arc<Handoff>,
         max: usize,
         lease_ms: i64,
     ) -> Result<Vec<Leased>, StoreError> {
-        let handoff = handoff.clone();
-        self.call(move |s| {
-            let now_ms = Utc::now().timestamp_millis();
-            let leased = s.lease(handoff.sink(), handoff.owner(), max, lease_ms, now_ms)?;
-            if leased.len() < max {
-                handoff.open();
-            }
-            Ok(leased)
-        })
-        .await
+        self.ack_and_lease_for(handoff, Vec::new(), max, lease_ms).await.map(|(_, leased)| leased)
     }
 
-    /// [`Store::ack_and_lease`] for the handoff's sink and owner, opening the handoff as
-    /// [`StoreHandle::lease_for`] does.
+    /// [`Store::ack_and_lease`] for the handoff's sink and owner: acknowledges `seqs`,
+    /// then leases up to `max` of the sink's due rows; when fewer come back (the sink has
+    /// caught up), opens the handoff in the same locked call.
+    ///
+    /// "Now" is read under the store's lock: a row accepted just before must count as due
+    /// (its `next_attempt_ms` is its accept's now), or the handoff would open with it
+    /// still unleased behind it.
     pub async fn ack_and_lease_for(
         &self,
         handoff: &Arc<Handoff>,
