@@ -36,11 +36,11 @@ pub fn notification_id_of(notification: &Node<'_>) -> Result<String, IdError> {
     let mut canonical = String::with_capacity(2048);
     jcs::write_canonical_without_nulls(notification, &[PUSH_STATUS], &mut canonical)
         .map_err(|e| IdError::Canonical(e.to_string()))?;
-    Ok(hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes())))
+    Ok(id_of_canonical(&canonical))
 }
 
-/// The id whose canonical text is `canonical`: lower-case hex SHA-256, as
-/// [`notification_id_of`] writes it (the fast path's version: no per-digit iterator).
+/// The id whose canonical text is `canonical`: lower-case hex SHA-256 (written without a
+/// per-digit iterator: this runs for every notification).
 pub(crate) fn id_of_canonical(canonical: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = digest::digest(&digest::SHA256, canonical.as_bytes());
