@@ -13,6 +13,7 @@ pub mod demo;
 pub mod logging;
 pub mod metrics;
 pub mod operations;
+pub mod pagecache;
 pub mod poll;
 pub mod push;
 pub mod server;

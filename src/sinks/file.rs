@@ -63,17 +63,22 @@ impl FileSink {
 
 /// Appends `lines` (whole lines) to `file`, on a line of their own, and syncs the data.
 fn append_lines(file: &mut File, lines: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
-    if ends_torn(file).map_err(|e| ("cannot read the end of", e))? {
+    let len = file.metadata().map_err(|e| ("cannot read the length of", e))?.len();
+    if ends_torn(file, len).map_err(|e| ("cannot read the end of", e))? {
         file.write_all(b"\n").map_err(|e| ("cannot write", e))?;
     }
     file.write_all(lines).map_err(|e| ("cannot write", e))?;
-    file.sync_data().map_err(|e| ("cannot fsync", e))
+    file.sync_data().map_err(|e| ("cannot fsync", e))?;
+    // On disk now, and this process never reads it back (only the last byte, whose page
+    // stays cached as the kernel keeps partial pages).
+    crate::pagecache::forget(file, len);
+    Ok(())
 }
 
-/// Whether the file's last byte is something other than a newline (a torn write).
-fn ends_torn(file: &File) -> std::io::Result<bool> {
+/// Whether the file, `len` bytes long, ends in something other than a newline (a torn
+/// write).
+fn ends_torn(file: &File, len: u64) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
-    let len = file.metadata()?.len();
     if len == 0 {
         return Ok(false);
     }

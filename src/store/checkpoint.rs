@@ -23,6 +23,7 @@
 //! frames that arrived during the first one and the next commit starts the WAL afresh.
 //! The commit that waits for it waits for those few frames and one fsync, not for 64 MiB.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Mutex, Weak};
@@ -54,8 +55,11 @@ impl Checkpointer {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).ok()?;
         conn.busy_timeout(BUSY_TIMEOUT).ok()?;
+        // Only to drop the checkpointed pages from the page cache (see `run`).
+        let file = std::fs::File::open(path).ok()?;
         let (wake, woken) = sync_channel(1);
-        std::thread::Builder::new().name("cen-checkpoint".into()).spawn(move || run(&conn, &woken, &store)).ok()?;
+        let thread = std::thread::Builder::new().name("cen-checkpoint".into());
+        thread.spawn(move || run(&conn, &file, &woken, &store)).ok()?;
         Some(Checkpointer { wake })
     }
 
@@ -65,7 +69,7 @@ impl Checkpointer {
     }
 }
 
-fn run(conn: &Connection, woken: &Receiver<()>, store: &Weak<Mutex<Store>>) {
+fn run(conn: &Connection, file: &File, woken: &Receiver<()>, store: &Weak<Mutex<Store>>) {
     while woken.recv().is_ok() {
         let started = Instant::now();
         // Busy (another process's checkpoint running) or failing: the next one, or the
@@ -79,6 +83,12 @@ fn run(conn: &Connection, woken: &Receiver<()>, store: &Weak<Mutex<Store>>) {
         {
             let _writes_wait = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             passive(conn);
+        }
+        // The checkpoint fsynced what it copied into the database file. Those pages are
+        // read again only on a miss in SQLite's own cache (which holds the hot ones:
+        // index edges, the newest leaves), so the kernel need not keep a second copy.
+        if wal_frames.is_some() {
+            crate::pagecache::forget(file, 0);
         }
         // A wake-up that came meanwhile is still in the channel: the next round runs then.
         std::thread::sleep(MIN_INTERVAL.saturating_sub(started.elapsed()));
