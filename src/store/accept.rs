@@ -74,6 +74,27 @@ pub struct Incoming<'a> {
     pub json: &'a str,
 }
 
+impl Incoming<'_> {
+    /// The record (SPEC 6) of this notification first seen at `first_seen_ms` by `via`.
+    pub fn record(&self, via: Via, first_seen_ms: i64) -> String {
+        let mut record = String::new();
+        write_record(
+            &mut record,
+            &RecordFields {
+                id: self.id,
+                source: self.source,
+                received_via: via.as_str(),
+                first_seen_ms,
+                subject: self.subject,
+                subscription_name: self.subscription_name,
+                created_raw: self.created_raw,
+                json: self.json,
+            },
+        );
+        record
+    }
+}
+
 impl<'a> From<&'a Notification> for Incoming<'a> {
     fn from(n: &'a Notification) -> Self {
         Incoming {
@@ -175,12 +196,16 @@ impl Store {
         routes: &[Route],
         now_ms: i64,
     ) -> Result<Accepted, StoreError> {
-        self.accept_leasing(batch, via, push_configured, routes, &[], now_ms).map(|(accepted, _)| accepted)
+        self.accept_leasing(batch, via, push_configured, routes, &[], now_ms, Vec::new()).map(|(accepted, _)| accepted)
     }
 
     /// [`Store::accept`], and for each route `i` with `lease_to[i]` set, the route's new
     /// rows are inserted already leased and returned (in seq order, records written) in
     /// the second value's `i`th list. A missing `lease_to[i]` means "not leased".
+    ///
+    /// `records[i]`, when not empty, is `batch[i].record(via, now_ms)` written beforehand,
+    /// outside the store's lock; a leased row whose record is missing gets it written here.
+    #[allow(clippy::too_many_arguments)]
     pub fn accept_leasing(
         &mut self,
         batch: &[Incoming<'_>],
@@ -189,6 +214,7 @@ impl Store {
         routes: &[Route],
         lease_to: &[Option<LeaseTo<'_>>],
         now_ms: i64,
+        records: Vec<String>,
     ) -> Result<(Accepted, Vec<Vec<Leased>>), StoreError> {
         if batch.is_empty() {
             return Ok((Accepted::default(), vec![Vec::new(); routes.len()]));
@@ -202,7 +228,8 @@ impl Store {
             });
         }
         let recovered = push_configured && via != Via::Push;
-        accept_tx(&mut self.conn, batch, via, recovered, routes, lease_to, now_ms).map_err(|e| self.fail("accept", e))
+        accept_tx(&mut self.conn, batch, via, recovered, routes, lease_to, now_ms, records)
+            .map_err(|e| self.fail("accept", e))
     }
 
     /// The poll watermark (epoch milliseconds), or `None` on a new database.
@@ -250,6 +277,7 @@ impl Store {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn accept_tx(
     conn: &mut Connection,
     batch: &[Incoming<'_>],
@@ -258,6 +286,7 @@ fn accept_tx(
     routes: &[Route],
     lease_to: &[Option<LeaseTo<'_>>],
     now_ms: i64,
+    mut records: Vec<String>,
 ) -> rusqlite::Result<(Accepted, Vec<Vec<Leased>>)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Accepted { new_ids: Vec::with_capacity(batch.len()), ..Accepted::default() };
@@ -267,7 +296,7 @@ fn accept_tx(
     {
         let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
         let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
-        for n in batch {
+        for (i, n) in batch.iter().enumerate() {
             let inserted = insert.execute(params![
                 n.id,
                 n.source,
@@ -309,20 +338,10 @@ fn accept_tx(
             // The record is written once per notification, however many routes took it
             // leased; the last of them gets it without a copy.
             if let Some((&(last_route, last_seq), others)) = handed.split_last() {
-                let mut record = String::new();
-                write_record(
-                    &mut record,
-                    &RecordFields {
-                        id: n.id,
-                        source: n.source,
-                        received_via: via.as_str(),
-                        first_seen_ms: now_ms,
-                        subject: n.subject,
-                        subscription_name: n.subscription_name,
-                        created_raw: n.created_raw,
-                        json: n.json,
-                    },
-                );
+                let record = match records.get_mut(i).map(std::mem::take) {
+                    Some(record) if !record.is_empty() => record,
+                    _ => n.record(via, now_ms),
+                };
                 let row = |seq: i64, record: String| Leased {
                     seq,
                     id: n.id.to_owned(),

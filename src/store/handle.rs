@@ -109,10 +109,12 @@ impl StoreHandle {
         via: Via,
         push_configured: bool,
     ) -> Result<Accepted, StoreError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let records = self.records_to_hand_over(batch.iter().map(Incoming::from), via, now_ms);
         let accepted = self
-            .accept_handing_over(batch.len(), move |s, routes, lease_to, now_ms| {
+            .accept_handing_over(batch.len(), now_ms, move |s, routes, lease_to| {
                 let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
-                s.accept_leasing(&incoming, via, push_configured, routes, lease_to, now_ms)
+                s.accept_leasing(&incoming, via, push_configured, routes, lease_to, now_ms, records)
             })
             .await?;
         self.accepted(super::SOURCE_CEN, via, &accepted);
@@ -124,10 +126,12 @@ impl StoreHandle {
     /// [`crate::config::VGS_EVENTS`] is counted in `unknown_events`: it is stored and
     /// delivered like any other, and the metric tells the operator a name changed.
     pub async fn accept_vgs(&self, batch: Vec<crate::vgs::Received>) -> Result<Accepted, StoreError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let records = self.records_to_hand_over(batch.iter().map(Incoming::from), Via::Push, now_ms);
         let accepted = self
-            .accept_handing_over(batch.len(), move |s, routes, lease_to, now_ms| {
+            .accept_handing_over(batch.len(), now_ms, move |s, routes, lease_to| {
                 let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
-                s.accept_leasing(&incoming, Via::Push, false, routes, lease_to, now_ms)
+                s.accept_leasing(&incoming, Via::Push, false, routes, lease_to, now_ms, records)
             })
             .await?;
         self.accepted(super::SOURCE_VGS, Via::Push, &accepted);
@@ -142,25 +146,44 @@ impl StoreHandle {
         Ok(accepted)
     }
 
-    /// Runs an accept (`f` gets the routes, which of them to lease to a handoff, and the
-    /// time), and queues the rows it leased on the handoffs, all under the store's lock
-    /// (see `store::handoff` for why that keeps every sink's order).
-    /// `rows` is the batch's size: the most rows it can queue for one sink.
-    async fn accept_handing_over<F>(&self, rows: usize, f: F) -> Result<Accepted, StoreError>
+    /// The records of the notifications a waiting dispatcher will probably be handed
+    /// (`records[i]` for the `i`th; empty for the others), written before the store's
+    /// lock is taken so the accept holds it that much shorter (~1 µs per notification).
+    /// Whether a handoff still takes them is only known under the lock; one that closed
+    /// meanwhile wastes them, and a notification without its record gets it written there.
+    fn records_to_hand_over<'a>(
+        &self,
+        batch: impl ExactSizeIterator<Item = Incoming<'a>>,
+        via: Via,
+        now_ms: i64,
+    ) -> Vec<String> {
+        let open: Vec<String> = {
+            let handoffs = self.inner.handoffs.lock().unwrap_or_else(|p| p.into_inner());
+            handoffs.iter().filter(|h| h.is_open()).map(|h| h.sink().to_owned()).collect()
+        };
+        if open.is_empty() {
+            return Vec::new();
+        }
+        let routes = self.routes();
+        let handed = |subject: &str| routes.iter().any(|r| open.contains(&r.sink) && r.matches(subject));
+        batch.map(|n| if handed(n.subject) { n.record(via, now_ms) } else { String::new() }).collect()
+    }
+
+    /// Runs an accept (`f` gets the routes and which of them to lease to a handoff), and
+    /// queues the rows it leased on the handoffs, all under the store's lock (see
+    /// `store::handoff` for why that keeps every sink's order). `rows` is the batch's
+    /// size: the most rows it can queue for one sink. `now_ms` is the accept's time, read
+    /// before the lock: a lease reads its own under the lock, later, so it still finds
+    /// these rows due.
+    async fn accept_handing_over<F>(&self, rows: usize, now_ms: i64, f: F) -> Result<Accepted, StoreError>
     where
-        F: FnOnce(
-                &mut Store,
-                &[Route],
-                &[Option<LeaseTo<'_>>],
-                i64,
-            ) -> Result<(Accepted, Vec<Vec<Leased>>), StoreError>
+        F: FnOnce(&mut Store, &[Route], &[Option<LeaseTo<'_>>]) -> Result<(Accepted, Vec<Vec<Leased>>), StoreError>
             + Send
             + 'static,
     {
         let routes = self.routes();
         let inner = self.inner.clone();
         self.call(move |s| {
-            let now_ms = Utc::now().timestamp_millis();
             let until_ms = now_ms.saturating_add(crate::sinks::dispatcher::LEASE.as_millis() as i64);
             let handoffs = inner.handoffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let targets: Vec<Option<&Arc<Handoff>>> =
@@ -169,7 +192,7 @@ impl StoreHandle {
                 .iter()
                 .map(|h| h.filter(|h| h.reserve(rows)).map(|h| LeaseTo { owner: h.owner(), until_ms }))
                 .collect();
-            let (accepted, leased) = f(s, &routes, &lease_to, now_ms)?;
+            let (accepted, leased) = f(s, &routes, &lease_to)?;
             for (target, rows) in targets.iter().zip(leased) {
                 if let Some(h) = target {
                     h.push(rows, until_ms);

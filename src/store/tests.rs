@@ -540,11 +540,24 @@ fn rows_leased_as_they_are_accepted_equal_what_a_lease_reads_back() {
     ];
 
     let (_d1, mut handed) = open_temp();
-    let (got, leased) = handed.accept_leasing(&views(&refs), Via::Pull, true, &routes, &lease_to, T0).unwrap();
+    let (got, leased) =
+        handed.accept_leasing(&views(&refs), Via::Pull, true, &routes, &lease_to, T0, Vec::new()).unwrap();
     assert_eq!((got.new, got.enqueued), (6, 15));
     assert_eq!(leased.iter().map(Vec::len).collect::<Vec<_>>(), [6, 3, 0]);
+    // The records written beforehand, outside the lock (one missing, written at accept
+    // then): the same rows.
+    let (_d0, mut early) = open_temp();
+    let records = views(&refs)
+        .iter()
+        .enumerate()
+        .map(|(i, n)| if i == 2 { String::new() } else { n.record(Via::Pull, T0) })
+        .collect();
+    let (_, early_leased) =
+        early.accept_leasing(&views(&refs), Via::Pull, true, &routes, &lease_to, T0, records).unwrap();
+    assert_eq!(early_leased, leased);
     // A second arrival is a duplicate and hands nothing over.
-    let (again, none) = handed.accept_leasing(&views(&refs), Via::Push, true, &routes, &lease_to, T0).unwrap();
+    let (again, none) =
+        handed.accept_leasing(&views(&refs), Via::Push, true, &routes, &lease_to, T0, Vec::new()).unwrap();
     assert_eq!((again.duplicates, none.iter().map(Vec::len).sum::<usize>()), (6, 0));
 
     let (_d2, mut plain) = open_temp();
