@@ -275,6 +275,37 @@ fn the_seen_set_is_unique_by_id() {
     assert_eq!(row_count(&store, "outbox"), 501);
 }
 
+/// Version 3 rewrote the `received_via` CHECK so an INSERT needs no temporary b-tree; the
+/// CHECK must still refuse what it refused, and the file must stay sound.
+#[test]
+fn the_received_via_check_still_holds_without_a_temporary_btree_per_insert() {
+    let (_dir, store) = open_temp();
+    let sql: String = store
+        .conn
+        .query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'notifications'", [], |r| r.get(0))
+        .unwrap();
+    assert!(sql.contains("received_via = 'push' OR received_via = 'pull'"), "{sql}");
+    let insert = "INSERT INTO notifications (id, source, subject, subscription_name, created_ms, created_raw,
+                                             received_via, first_seen_ms, recovered, json)
+                  VALUES (?1, 'mastercard-cen', 'CLEARING', NULL, 1, 'r', ?2, 1, 0, '{}')";
+    let opcodes: Vec<String> = store
+        .conn
+        .prepare(&format!("EXPLAIN {insert}"))
+        .unwrap()
+        .query_map(["e", "pull"], |r| r.get(1))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{opcodes:?}");
+    for via in ["push", "pull", "backfill"] {
+        store.conn.execute(insert, [via, via]).unwrap();
+    }
+    let err = store.conn.execute(insert, ["x", "email"]).unwrap_err();
+    assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+    let check: String = store.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+}
+
 /// A state file written by a build with schema version 1 (ids as the primary key).
 #[test]
 fn a_version_1_file_is_migrated_keeping_rows_queue_and_dead_letters() {
@@ -282,7 +313,7 @@ fn a_version_1_file_is_migrated_keeping_rows_queue_and_dead_letters() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     {
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(migrations::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(migrations::V1).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         for (id, ms) in [("a", T0), ("b", T0 + 1), ("c", T0 + 2), ("d", T0 + 3)] {
             let o = Owned::new(id, "CLEARING", Some("ops"), ms);
@@ -313,6 +344,8 @@ fn a_version_1_file_is_migrated_keeping_rows_queue_and_dead_letters() {
     let violations: i64 =
         store.conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
     assert_eq!(violations, 0);
+    let check: String = store.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
     let nids: Vec<(i64, String)> = store
         .conn
         .prepare("SELECT nid, id FROM notifications ORDER BY nid")
