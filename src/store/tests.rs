@@ -555,6 +555,26 @@ fn ack_and_lease_acknowledges_then_leases_the_next_rows_in_one_go() {
     assert_eq!((acked, next.len()), (2, 0));
 }
 
+/// Leases and acknowledgements commit without an fsync of their own (`outbox::unsynced_tx`);
+/// everything else, accepts above all, must stay `synchronous=FULL` (G4).
+#[test]
+fn leases_and_acks_are_not_fsynced_but_leave_every_other_commit_synced() {
+    let (_dir, mut store) = open_temp();
+    let synchronous = |store: &Store| store.conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap();
+    fill(&mut store, 3);
+    let leased = store.lease("s", "A", 2, 60_000, T0).unwrap();
+    assert_eq!(synchronous(&store), 2, "FULL after a lease");
+    let (acked, more) = store.ack_and_lease("A", &[leased[0].seq], "s", 10, 60_000, T0).unwrap();
+    assert_eq!((acked, more.len()), (1, 1));
+    assert_eq!(synchronous(&store), 2, "FULL after an ack and lease");
+    assert_eq!(store.ack("A", &[leased[1].seq, more[0].seq]).unwrap(), 2);
+    assert_eq!(synchronous(&store), 2, "FULL after an ack");
+    // One that matches nothing (another owner's row) too.
+    assert_eq!(store.ack("B", &[leased[0].seq]).unwrap(), 0);
+    assert_eq!(synchronous(&store), 2);
+    assert!(store.backlog().unwrap().is_empty());
+}
+
 #[test]
 fn rows_leased_as_they_are_accepted_equal_what_a_lease_reads_back() {
     // The same batch in two stores: one leases its rows at accept (the handoff), the other
