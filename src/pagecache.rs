@@ -16,15 +16,79 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
-/// Rounding the start down to this catches the page the previous call left partial (and
-/// so kept), for any page size up to 64 KiB; the kernel skips pages already gone cheaply.
+/// Ranges are cut at this (a multiple of any page size up to 64 KiB): the start is rounded
+/// down so a call catches what the previous one left, the end too so the page the next
+/// append goes to stays cached (else that append reads it back from the disk first).
 const ALIGN: u64 = 64 * 1024;
 
-/// Asks the kernel to drop `file`'s cached data from about `from` to its end. Call it only
-/// after an fsync of that range: dirty pages would be written back first, not dropped.
-pub fn forget(file: &File, from: u64) {
-    let start = libc::off_t::try_from(from & !(ALIGN - 1)).unwrap_or(0);
-    // Length 0: to the end of the file.
+/// Asks the kernel to drop `file`'s cached data from about `from` up to about `to`, or to
+/// the end of the file with `None`. Call it only after an fsync of that range: dirty pages
+/// are written back first, not dropped.
+pub fn forget(file: &File, from: u64, to: Option<u64>) {
+    let start = from & !(ALIGN - 1);
+    // Length 0 means "to the end of the file".
+    let len = match to {
+        None => 0,
+        Some(to) if to & !(ALIGN - 1) > start => (to & !(ALIGN - 1)) - start,
+        Some(_) => return,
+    };
+    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
+        return;
+    };
     // SAFETY: a plain system call on a descriptor `file` owns for the call's duration.
-    let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), start, 0, libc::POSIX_FADV_DONTNEED) };
+    let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), start, len, libc::POSIX_FADV_DONTNEED) };
+}
+
+/// How many of `path`'s pages the page cache holds, and how many it has (`mincore`).
+#[cfg(test)]
+pub(crate) fn cached_pages(path: &std::path::Path) -> (usize, usize) {
+    let file = File::open(path).unwrap();
+    let len = usize::try_from(file.metadata().unwrap().len()).unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+    let pages = len.div_ceil(page);
+    if len == 0 {
+        return (0, 0);
+    }
+    // SAFETY: a read-only shared mapping of a file we hold open, never dereferenced; unmapped
+    // below. mincore only fills `vec`, one byte per page of the mapping.
+    unsafe {
+        let addr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+        assert_ne!(addr, libc::MAP_FAILED);
+        let mut vec = vec![0u8; pages];
+        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
+        libc::munmap(addr, len);
+        (vec.iter().filter(|b| **b & 1 == 1).count(), pages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsynced_data_leaves_the_page_cache_up_to_the_tail_an_append_needs() {
+        // Beside the test binary, not in /tmp: tmpfs keeps its pages whatever one advises.
+        let exe = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir_in(exe.parent().unwrap()).unwrap();
+        let path = dir.path().join("data");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&path).unwrap();
+        let write = |file: &mut File, n: usize| std::io::Write::write_all(file, &vec![b'x'; n]).unwrap();
+        write(&mut file, (4 << 20) + 7);
+        assert!(cached_pages(&path).0 > 1000, "written data is cached at first");
+        file.sync_data().unwrap();
+        forget(&file, 0, Some((4 << 20) + 7));
+        let tail = (ALIGN as usize).div_ceil(4096);
+        let (cached, _) = cached_pages(&path);
+        assert!((1..=tail).contains(&cached), "{cached}: the last 64 KiB at most, with the partial page");
+        // The next append's call, starting mid-file, drops what this one kept.
+        write(&mut file, 1 << 20);
+        file.sync_data().unwrap();
+        forget(&file, (4 << 20) + 7, Some((5 << 20) + 7));
+        let (cached, _) = cached_pages(&path);
+        assert!((1..=tail).contains(&cached), "{cached}");
+        // To the end: everything.
+        forget(&file, 0, None);
+        assert_eq!(cached_pages(&path).0, 0);
+    }
 }

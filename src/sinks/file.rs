@@ -69,9 +69,10 @@ fn append_lines(file: &mut File, lines: &[u8]) -> Result<(), (&'static str, std:
     }
     file.write_all(lines).map_err(|e| ("cannot write", e))?;
     file.sync_data().map_err(|e| ("cannot fsync", e))?;
-    // On disk now, and this process never reads it back (only the last byte, whose page
-    // stays cached as the kernel keeps partial pages).
-    crate::pagecache::forget(file, len);
+    // On disk now, and this process never reads it back (only the last byte, near the
+    // tail `forget` keeps).
+    let end = len + lines.len() as u64;
+    crate::pagecache::forget(file, len, Some(end));
     Ok(())
 }
 
@@ -144,6 +145,23 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"id\":\"a\"}\n{\"id\":\"b\",\"sou\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n{\"id\":\"e\"}\n"
         );
+    }
+
+    #[tokio::test]
+    async fn delivered_lines_do_not_stay_in_the_page_cache() {
+        // Beside the test binary, not in /tmp: tmpfs keeps its pages whatever one advises.
+        let exe = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir_in(exe.parent().unwrap()).unwrap();
+        let path = dir.path().join("out.jsonl");
+        let sink = FileSink::open("archive", &path).unwrap();
+        let mut big = leased("a");
+        big.record = format!("{{\"id\":\"a\",\"pad\":\"{}\"}}", "x".repeat(3 << 20));
+        for _ in 0..2 {
+            assert!(sink.deliver(std::slice::from_ref(&big)).await.iter().all(Result::is_ok));
+        }
+        let (cached, pages) = crate::pagecache::cached_pages(&path);
+        assert!(pages > 1500, "{pages}");
+        assert!(cached <= 17, "{cached} of {pages} pages still cached: more than the tail");
     }
 
     #[tokio::test]

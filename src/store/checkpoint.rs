@@ -88,7 +88,7 @@ fn run(conn: &Connection, file: &File, woken: &Receiver<()>, store: &Weak<Mutex<
         // read again only on a miss in SQLite's own cache (which holds the hot ones:
         // index edges, the newest leaves), so the kernel need not keep a second copy.
         if wal_frames.is_some() {
-            crate::pagecache::forget(file, 0);
+            crate::pagecache::forget(file, 0, None);
         }
         // A wake-up that came meanwhile is still in the channel: the next round runs then.
         std::thread::sleep(MIN_INTERVAL.saturating_sub(started.elapsed()));
