@@ -162,23 +162,26 @@ impl Dispatcher {
             changed.as_mut().enable();
 
             let step = async {
-                let batch = if !next.is_empty() {
-                    std::mem::take(&mut next)
-                } else if handoff.is_open() && polled.elapsed() >= IDLE_POLL {
+                let mut batch = std::mem::take(&mut next);
+                if batch.is_empty() && handoff.is_open() && polled.elapsed() >= IDLE_POLL {
                     polled = tokio::time::Instant::now();
-                    self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?
-                } else {
+                    batch = self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?;
+                }
+                // Not `else`: rows queued before this step's wake-up registration notify no
+                // one, and an idle loop is woken by the timer, always past IDLE_POLL. When
+                // an empty database lease ended the step there, such rows waited for their
+                // lease to expire (5 minutes; seen in `sighup_adds_a_sink_and_survives_a_
+                // broken_file` under load).
+                if batch.is_empty() {
                     // A queued row's lease must outlast the delivery; one about to expire is
                     // left for the database to hand out again.
                     let usable_until = Utc::now().timestamp_millis() + (LEASE / 2).as_millis() as i64;
-                    let queued = handoff.take(max, usable_until);
-                    if !queued.is_empty() || handoff.is_open() {
-                        queued
-                    } else {
+                    batch = handoff.take(max, usable_until);
+                    if batch.is_empty() && !handoff.is_open() {
                         // Closed and nothing queued: a backlog, or nothing at all.
-                        self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?
+                        batch = self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?;
                     }
-                };
+                }
                 // Keep leasing from the database only while the handoff is closed and empty:
                 // rows queued on it come before any the database could give now.
                 let lease_next = !handoff.is_open() && handoff.is_empty();
