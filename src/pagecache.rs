@@ -6,12 +6,13 @@
 //! page cache: a million notifications leave ~4.6 GB there. That memory is then not free for
 //! anything else on the host, and on a VM whose free memory the hypervisor takes back
 //! (virtio-balloon free page reporting, as on the benchmark machine) every new page-cache
-//! page first costs the host a fault: measured there as half of the backfill's system time
-//! (BENCHMARKS.md, "Third round").
+//! page first costs the host a fault: measured there as more than half of the backfill's
+//! system time (BENCHMARKS.md, "Third round").
 //!
-//! Only a hint: `POSIX_FADV_DONTNEED` drops clean pages fully inside the range and leaves
-//! dirty or partial ones alone, so nothing here can change what a file holds, and a
-//! failure is ignored.
+//! Only a hint: `POSIX_FADV_DONTNEED` drops the clean pages in the range (a partial page
+//! only when the range runs to the end of the file) and starts writing back dirty ones
+//! instead of dropping them, so nothing here can change what a file holds, and a failure
+//! is ignored.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

@@ -153,7 +153,7 @@ impl StoreHandle {
     /// meanwhile wastes them, and a notification without its record gets it written there.
     fn records_to_hand_over<'a>(
         &self,
-        batch: impl ExactSizeIterator<Item = Incoming<'a>>,
+        batch: impl Iterator<Item = Incoming<'a>>,
         via: Via,
         now_ms: i64,
     ) -> Vec<String> {
