@@ -23,6 +23,7 @@
 #                     then include the wrapper)
 #   SIM_WRAP=...      the same for the simulator process
 #   SINK_EXTRA=...    extra TOML lines for the file sink (e.g. a subjects filter)
+#   POLL_EXTRA=...    extra TOML lines for [poll] (e.g. max_window = "24h")
 set -euo pipefail
 
 COUNT=${COUNT:-1000000}
@@ -98,6 +99,7 @@ timeout = "30s"
 
 [poll]
 page_size = $PAGE_SIZE
+${POLL_EXTRA:-}
 
 [state]
 path = "state/state.db"

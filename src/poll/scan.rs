@@ -117,7 +117,9 @@ impl Scanner {
     }
 
     /// Reads `[start, end)` completely into the store, as `via`. Returns only after every
-    /// response read is committed (or failed to commit).
+    /// response read is committed (or failed to commit). Commits by pull or backfill are
+    /// not fsynced one by one (`Via::synced_per_commit`): the caller makes them durable
+    /// before it relies on them (the watermark's commit, or `StoreHandle::sync`).
     pub async fn scan(
         &self,
         start: DateTime<Utc>,

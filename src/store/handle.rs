@@ -27,6 +27,9 @@ pub struct StoreHandle {
 
 struct Inner {
     store: Arc<Mutex<Store>>,
+    /// The database file and its WAL (`None` in memory), for [`StoreHandle::sync`].
+    path: std::path::PathBuf,
+    wal: Option<std::path::PathBuf>,
     /// Runs WAL checkpoints off the store's lock (file databases only).
     checkpointer: Option<Checkpointer>,
     routes: RwLock<Arc<Vec<Route>>>,
@@ -51,11 +54,14 @@ impl StoreHandle {
     /// `metrics` counts every accepted batch: the one place push, pull, backfill and VGS
     /// all go through.
     pub fn new(store: Store, routes: Vec<Route>, metrics: Arc<Metrics>) -> StoreHandle {
+        let (path, wal) = (store.path().to_path_buf(), store.wal_path());
         let store = Arc::new(Mutex::new(store));
         let checkpointer = Store::background_checkpoints(&store);
         StoreHandle {
             inner: Arc::new(Inner {
                 store,
+                path,
+                wal,
                 checkpointer,
                 routes: RwLock::new(Arc::new(routes)),
                 handoffs: Mutex::new(Vec::new()),
@@ -99,6 +105,14 @@ impl StoreHandle {
         .await
         .unwrap_or_else(|e| {
             Err(StoreError::InvalidInput { op: "store call", detail: format!("the store task failed: {e}") })
+        })
+    }
+
+    /// Makes every commit so far durable (see [`Store::sync`]), without the store's lock.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || Store::sync(&inner.path, inner.wal.as_deref())).await.unwrap_or_else(|e| {
+            Err(StoreError::InvalidInput { op: "sync", detail: format!("the sync task failed: {e}") })
         })
     }
 

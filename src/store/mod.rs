@@ -179,7 +179,6 @@ impl Store {
             .map_err(|e| self.fail("read schema version", e))
     }
 
-    /// Turns a SQLite failure into an operator-facing error naming this file.
     /// Proves the database takes writes now (for `/readyz`): one tiny committed write, so
     /// a full disk, a read-only remount or a lock held by a stuck process shows up.
     pub fn check_writable(&mut self, now_ms: i64) -> Result<(), StoreError> {
@@ -191,9 +190,53 @@ impl Store {
         .map_err(|e| self.fail("check that the database is writable", e))
     }
 
+    /// The `-wal` file of a database file (`None` in memory).
+    pub fn wal_path(&self) -> Option<PathBuf> {
+        let path = self.conn.path().filter(|p| !p.is_empty())?;
+        Some(PathBuf::from(format!("{path}-wal")))
+    }
+
+    /// Makes every commit so far durable, those made [`unsynced`] included: fsyncs the WAL
+    /// file (what `synchronous=FULL` does at each commit). Needs no lock: it only flushes what
+    /// is already written, and frames a checkpoint has overwritten since were synced first.
+    pub fn sync(path: &Path, wal: Option<&Path>) -> Result<(), StoreError> {
+        let Some(wal) = wal else {
+            return Ok(());
+        };
+        let io = |e: std::io::Error| StoreError::Io { path: path.to_path_buf(), op: "sync the WAL", detail: e.to_string() };
+        match std::fs::File::open(wal) {
+            Ok(file) => file.sync_data().map_err(io),
+            // Only the last connection to close removes the WAL, after checkpointing it
+            // into the (then synced) database file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Turns a SQLite failure into an operator-facing error naming this file.
     fn fail(&self, op: &'static str, e: rusqlite::Error) -> StoreError {
         error::classify(&self.path, op, e)
     }
+}
+
+/// Runs `f` with `synchronous=NORMAL`: its commits are not fsynced on their own.
+///
+/// Such a commit is in the WAL at once, so other processes see it and a killed process
+/// (`kill -9`) loses nothing of it. It reaches the disk with the next synced commit, WAL
+/// checkpoint or [`Store::sync`]: the WAL is one log replayed as a prefix, so syncing any
+/// later point of it makes every earlier commit durable too. Only a power loss before that
+/// can undo it, so only commits whose loss the caller can make good use this.
+pub(super) fn unsynced<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = f(conn);
+    // Whatever happened: every other commit must be synced (G4).
+    let restored = conn.pragma_update(None, "synchronous", "FULL");
+    let value = result?;
+    restored?;
+    Ok(value)
 }
 
 /// Creates a missing database file readable by its owner only: it holds card data, and

@@ -447,14 +447,12 @@ fn ack_tx(conn: &mut Connection, owner: &str, seqs: &[i64]) -> rusqlite::Result<
     unsynced_tx(conn, |tx| ack_in(tx, owner, seqs))
 }
 
-/// [`write_tx`] whose commit is not fsynced on its own (`synchronous=NORMAL` for its span).
+/// [`write_tx`] whose commit is not fsynced on its own (see [`super::unsynced`]).
 ///
-/// Only for leases and acknowledgements, whose loss can only make a row deliverable again.
-/// The commit is in the WAL at once, so other processes see it and a killed process loses
-/// nothing of it; it reaches the disk with the next synced commit or WAL checkpoint (one
-/// is started after every store call, so usually milliseconds later). A power loss before
-/// that can undo it: the batch is then delivered again, a duplicate with the same `id` (as
-/// G2 allows for a delivery in flight), never a loss (G1, G4). It saves one fsync per
+/// For leases and acknowledgements, whose loss can only make a row deliverable again: a
+/// power loss before the next synced commit or checkpoint (one is started after every store
+/// call, so usually milliseconds later) can undo one, and the batch is then delivered
+/// again, a duplicate with the same `id`, never a loss (G1, G4). It saves one fsync per
 /// delivered batch with the store's lock held; in the backfill benchmark the
 /// acknowledgements' lock time per million fell from 3.2–3.6 s to 1.3–1.4 s, and the
 /// accepts', which wait less behind fsyncs, by 2–3.5 s (BENCHMARKS.md, third round).
@@ -462,13 +460,7 @@ pub(super) fn unsynced_tx<T>(
     conn: &mut Connection,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let result = write_tx(conn, f);
-    // Whatever happened: every other commit must be synced (G4).
-    let restored = conn.pragma_update(None, "synchronous", "FULL");
-    let value = result?;
-    restored?;
-    Ok(value)
+    super::unsynced(conn, |conn| write_tx(conn, f))
 }
 
 fn ack_in(tx: &rusqlite::Transaction<'_>, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {

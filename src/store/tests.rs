@@ -575,6 +575,32 @@ fn leases_and_acks_are_not_fsynced_but_leave_every_other_commit_synced() {
     assert!(store.backlog().unwrap().is_empty());
 }
 
+/// Pages read by the poll or a backfill commit without an fsync each and are made durable
+/// once per window or run (`Via::synced_per_commit`, `Store::sync`); a push's commit stays
+/// synced, and so does everything after any of them.
+#[test]
+fn pull_and_backfill_pages_are_not_fsynced_one_by_one_but_pushes_are() {
+    assert!(Via::Push.synced_per_commit());
+    assert!(!Via::Pull.synced_per_commit() && !Via::Backfill.synced_per_commit());
+    let (_dir, mut store) = open_temp();
+    let synchronous = |store: &Store| store.conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap();
+    for (i, via) in [Via::Pull, Via::Backfill, Via::Push].into_iter().enumerate() {
+        let item = Owned::new(&format!("id{i}"), "CLEARING", None, T0 + i as i64);
+        let got = store.accept(&views(&[&item]), via, true, &[all("s")], T0).unwrap();
+        assert_eq!(got.new, 1, "{via}");
+        assert_eq!(synchronous(&store), 2, "FULL again after an accept by {via}");
+    }
+    // The unsynced commits are in the WAL; syncing it makes them durable.
+    let wal = store.wal_path().expect("a file database has a WAL");
+    assert!(wal.metadata().unwrap().len() > 0, "{}", wal.display());
+    Store::sync(store.path(), Some(&wal)).unwrap();
+    assert_eq!(row_count(&store, "notifications"), 3);
+    // No WAL: in memory, or removed by the last connection after its checkpoint.
+    assert!(Store::open_in_memory().unwrap().wal_path().is_none());
+    Store::sync(store.path(), None).unwrap();
+    Store::sync(store.path(), Some(&wal.with_extension("gone"))).unwrap();
+}
+
 #[test]
 fn rows_leased_as_they_are_accepted_equal_what_a_lease_reads_back() {
     // The same batch in two stores: one leases its rows at accept (the handoff), the other
@@ -944,11 +970,14 @@ fn accept_throughput() {
 }
 
 /// Accepts `items` (by pull, routed to sink "s") in one call through the async handle.
+/// Accepts as a push: a synced commit each, the pace the checkpoint tests are about (pages
+/// of the poll commit unsynced, faster than a checkpointer copies 8 KiB notifications; the
+/// main connection's fallback checkpoint then bounds the WAL).
 async fn accept_through(handle: &StoreHandle, items: Vec<Owned>) -> Accepted {
     handle
         .call(move |s| {
             let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
-            s.accept(&inc, Via::Pull, false, &[all("s")], T0)
+            s.accept(&inc, Via::Push, false, &[all("s")], T0)
         })
         .await
         .unwrap()
