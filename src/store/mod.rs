@@ -203,7 +203,8 @@ impl Store {
         let Some(wal) = wal else {
             return Ok(());
         };
-        let io = |e: std::io::Error| StoreError::Io { path: path.to_path_buf(), op: "sync the WAL", detail: e.to_string() };
+        let io =
+            |e: std::io::Error| StoreError::Io { path: path.to_path_buf(), op: "sync the WAL", detail: e.to_string() };
         match std::fs::File::open(wal) {
             Ok(file) => file.sync_data().map_err(io),
             // Only the last connection to close removes the WAL, after checkpointing it
