@@ -46,8 +46,9 @@ impl Via {
     /// watermark commit is synced (and the WAL is a prefix log, so it syncs every page
     /// before it), and a backfill calls [`super::StoreHandle::sync`] before it reports
     /// success. A power loss in between loses only pages the poll or a rerun reads again.
-    /// One fsync per window instead of one per page: the accept's commit was 6.8 s of the
-    /// store's 25 s per million in the backfill benchmark, 3.2–3.5 s without the fsync.
+    /// One fsync per window instead of one per page: in the backfill benchmark the accepts'
+    /// commits held the store's lock 6.8 s of a 25 s run per million, 3.2–3.5 s without the
+    /// fsync (BENCHMARKS.md, fourth round).
     pub fn synced_per_commit(self) -> bool {
         self == Via::Push
     }

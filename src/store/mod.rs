@@ -198,7 +198,8 @@ impl Store {
 
     /// Makes every commit so far durable, those made [`unsynced`] included: fsyncs the WAL
     /// file (what `synchronous=FULL` does at each commit). Needs no lock: it only flushes what
-    /// is already written, and frames a checkpoint has overwritten since were synced first.
+    /// is already written, and SQLite writes over a frame (restarting the WAL) only after a
+    /// checkpoint has copied it into the database file and fsynced that.
     pub fn sync(path: &Path, wal: Option<&Path>) -> Result<(), StoreError> {
         let Some(wal) = wal else {
             return Ok(());
