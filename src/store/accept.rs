@@ -6,6 +6,8 @@
 //! duplicate, which also catches a duplicate within the batch); only a new notification gets
 //! outbox rows. Nothing here parses JSON: `json` is stored as given.
 
+use std::fmt::Write as _;
+
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::outbox::Leased;
@@ -166,12 +168,18 @@ const INSERT_NOTIFICATION: &str = "
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
     ON CONFLICT DO NOTHING";
 
-// ON CONFLICT only matters when one sink name is routed twice; one row per sink either way.
-// The lease columns are NULL unless the row is handed to a waiting dispatcher at once.
+// One statement per route and batch, the batch's new nids travelling as one JSON array:
+// with AUTOINCREMENT, every INSERT statement reads and writes the sequence counter in
+// `sqlite_sequence`, so one statement per row cost as much again as the row itself. Rows go
+// in array order, so seqs follow acceptance order. ON CONFLICT only matters when one sink
+// name is routed twice (one row per sink either way); the SELECT has a WHERE clause, which
+// SQLite needs to parse the upsert after it. The lease columns are NULL unless the rows are
+// handed to a waiting dispatcher at once. RETURNING gives the seqs of the rows inserted.
 const INSERT_OUTBOX: &str = "
     INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms, lease_owner, lease_until_ms)
-    VALUES (?1, ?2, ?3, 0, ?3, ?4, ?5)
-    ON CONFLICT (nid, sink) DO NOTHING";
+    SELECT ?1, value, ?2, 0, ?2, ?3, ?4 FROM json_each(?5) WHERE true
+    ON CONFLICT (nid, sink) DO NOTHING
+    RETURNING seq, nid";
 
 /// A route whose new outbox rows are leased as they are inserted, to a dispatcher of this
 /// process that has caught up with its queue and waits for them (see `store::handoff`): it
@@ -307,72 +315,74 @@ fn accept_tx(
 ) -> rusqlite::Result<(Accepted, Vec<Vec<Leased>>)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Accepted { new_ids: Vec::with_capacity(batch.len()), ..Accepted::default() };
-    let mut leased: Vec<Vec<Leased>> = vec![Vec::new(); routes.len()];
-    // A notification's outbox rows inserted leased: (route index, seq).
-    let mut handed: Vec<(usize, i64)> = Vec::with_capacity(routes.len());
+    // The new notifications: (nid, index in `batch`), in batch order, so in nid order.
+    let mut new: Vec<(i64, usize)> = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
-        let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
+        // What is the same for the whole batch is bound once: SQLite keeps a statement's
+        // bindings from one execution to the next, and each text bound is copied.
+        insert.raw_bind_parameter(7, via.as_str())?;
+        insert.raw_bind_parameter(8, now_ms)?;
+        insert.raw_bind_parameter(9, i64::from(recovered))?;
+        let mut source = None;
         for (i, n) in batch.iter().enumerate() {
-            let inserted = insert.execute(params![
-                n.id,
-                n.source,
-                n.subject,
-                n.subscription_name,
-                n.created_ms,
-                n.created_raw,
-                via.as_str(),
-                now_ms,
-                i64::from(recovered),
-                n.json,
-            ])?;
+            if source != Some(n.source) {
+                insert.raw_bind_parameter(2, n.source)?;
+                source = Some(n.source);
+            }
+            insert.raw_bind_parameter(1, n.id)?;
+            insert.raw_bind_parameter(3, n.subject)?;
+            insert.raw_bind_parameter(4, n.subscription_name)?;
+            insert.raw_bind_parameter(5, n.created_ms)?;
+            insert.raw_bind_parameter(6, n.created_raw)?;
+            insert.raw_bind_parameter(10, n.json)?;
+            let inserted = insert.raw_execute()?;
             if inserted == 0 {
                 out.duplicates += 1;
                 continue;
             }
-            let nid = tx.last_insert_rowid();
+            new.push((tx.last_insert_rowid(), i));
             out.new += 1;
             out.new_ids.push(n.id.to_owned());
             match out.new_by_subject.iter_mut().find(|(s, _)| s == n.subject) {
                 Some((_, count)) => *count += 1,
                 None => out.new_by_subject.push((n.subject.to_owned(), 1)),
             }
-            handed.clear();
-            for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.matches(n.subject)) {
-                let lease = lease_to.get(i).copied().flatten();
-                let inserted = enqueue.execute(params![
-                    route.sink,
-                    nid,
-                    now_ms,
-                    lease.map(|l| l.owner),
-                    lease.map(|l| l.until_ms)
-                ])?;
-                out.enqueued += inserted;
-                if inserted > 0 && lease.is_some() {
-                    handed.push((i, tx.last_insert_rowid()));
+        }
+    }
+    // Outbox rows inserted leased: (index in `batch`, route index, seq).
+    let mut handed: Vec<(usize, usize, i64)> = Vec::new();
+    if !new.is_empty() {
+        let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
+        let mut nids = String::new();
+        for (r, route) in routes.iter().enumerate() {
+            nids.clear();
+            nids.push('[');
+            for &(nid, i) in &new {
+                if route.matches(batch[i].subject) {
+                    if nids.len() > 1 {
+                        nids.push(',');
+                    }
+                    // Writing to a String cannot fail.
+                    let _ = write!(nids, "{nid}");
                 }
             }
-            // The record is written once per notification, however many routes took it
-            // leased; the last of them gets it without a copy.
-            if let Some((&(last_route, last_seq), others)) = handed.split_last() {
-                let record = match records.get_mut(i).map(std::mem::take) {
-                    Some(record) if !record.is_empty() => record,
-                    _ => n.record(via, now_ms),
-                };
-                let row = |seq: i64, record: String| Leased {
-                    seq,
-                    id: n.id.to_owned(),
-                    attempts: 0,
-                    enqueued_ms: now_ms,
-                    subject: n.subject.to_owned(),
-                    created_raw: n.created_raw.to_owned(),
-                    received_via: via.as_str().to_owned(),
-                    record,
-                };
-                for &(route, seq) in others {
-                    leased[route].push(row(seq, record.clone()));
+            if nids.len() == 1 {
+                continue;
+            }
+            nids.push(']');
+            let lease = lease_to.get(r).copied().flatten();
+            let mut rows =
+                enqueue.query(params![route.sink, now_ms, lease.map(|l| l.owner), lease.map(|l| l.until_ms), nids])?;
+            while let Some(row) = rows.next()? {
+                out.enqueued += 1;
+                if lease.is_some() {
+                    let (seq, nid): (i64, i64) = (row.get(0)?, row.get(1)?);
+                    // `new` is in nid order; every returned nid is one of them.
+                    if let Ok(k) = new.binary_search_by_key(&nid, |&(nid, _)| nid) {
+                        handed.push((new[k].1, r, seq));
+                    }
                 }
-                leased[last_route].push(row(last_seq, record));
             }
         }
     }
@@ -380,7 +390,51 @@ fn accept_tx(
         out.recovered = out.new;
     }
     tx.commit()?;
-    Ok((out, leased))
+    Ok((out, hand_over(batch, via, now_ms, routes.len(), handed, &mut records)))
+}
+
+/// The leased rows of each route, in seq order, with their records. The record is written
+/// once per notification, however many routes took it leased; the last of them gets it
+/// without a copy. `records[i]`, when not empty, is `batch[i]`'s record written beforehand.
+fn hand_over(
+    batch: &[Incoming<'_>],
+    via: Via,
+    now_ms: i64,
+    routes: usize,
+    mut handed: Vec<(usize, usize, i64)>,
+    records: &mut [String],
+) -> Vec<Vec<Leased>> {
+    let mut leased: Vec<Vec<Leased>> = vec![Vec::new(); routes];
+    // By notification, then seq: a notification's rows are next to each other.
+    handed.sort_unstable_by_key(|&(i, _, seq)| (i, seq));
+    let mut rest = handed.as_slice();
+    while let Some(&(i, _, _)) = rest.first() {
+        let same = rest.iter().take_while(|h| h.0 == i).count();
+        let (rows, after) = rest.split_at(same);
+        rest = after;
+        let n = &batch[i];
+        let mut record = match records.get_mut(i).map(std::mem::take) {
+            Some(record) if !record.is_empty() => record,
+            _ => n.record(via, now_ms),
+        };
+        for (k, &(_, route, seq)) in rows.iter().enumerate() {
+            let record = if k + 1 == rows.len() { std::mem::take(&mut record) } else { record.clone() };
+            leased[route].push(Leased {
+                seq,
+                id: n.id.to_owned(),
+                attempts: 0,
+                enqueued_ms: now_ms,
+                subject: n.subject.to_owned(),
+                created_raw: n.created_raw.to_owned(),
+                received_via: via.as_str().to_owned(),
+                record,
+            });
+        }
+    }
+    for rows in &mut leased {
+        rows.sort_unstable_by_key(|row| row.seq);
+    }
+    leased
 }
 
 fn set_watermark_tx(conn: &mut Connection, ms: i64) -> rusqlite::Result<()> {
