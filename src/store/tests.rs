@@ -658,6 +658,29 @@ fn rows_leased_as_they_are_accepted_equal_what_a_lease_reads_back() {
 }
 
 #[test]
+fn a_batch_enqueues_in_acceptance_order_once_per_sink_name() {
+    // The outbox rows of a batch go in with one statement per route: seqs must still follow
+    // the batch order, a repeat within the batch is a duplicate, and a sink name routed twice
+    // gets one row per notification (the second route's rows conflict and hand nothing over).
+    let items: Vec<Owned> =
+        [0, 1, 2, 1, 3].iter().map(|&i| Owned::new(&format!("id{i}"), "CLEARING", None, T0 + i)).collect();
+    let refs: Vec<&Owned> = items.iter().collect();
+    let routes = [all("a"), all("a"), all("b")];
+    let lease = Some(LeaseTo { owner: "A", until_ms: T0 + 60_000 });
+    let (_dir, mut store) = open_temp();
+    let (got, leased) =
+        store.accept_leasing(&views(&refs), Via::Pull, false, &routes, &[lease, lease, None], T0, Vec::new()).unwrap();
+    assert_eq!((got.new, got.duplicates, got.enqueued), (4, 1, 8));
+    assert_eq!(got.new_ids, ["id0", "id1", "id2", "id3"]);
+    assert_eq!(leased.iter().map(Vec::len).collect::<Vec<_>>(), [4, 0, 0]);
+    let ids: Vec<&str> = leased[0].iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(ids, ["id0", "id1", "id2", "id3"]);
+    assert!(leased[0].windows(2).all(|w| w[0].seq < w[1].seq), "seqs ascend in batch order");
+    let queued: Vec<String> = store.lease("b", "B", 100, 60_000, T0).unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(queued, ["id0", "id1", "id2", "id3"]);
+}
+
+#[test]
 fn dead_letters_are_listed_counted_and_retried() {
     let (_dir, mut store) = open_temp();
     let ids = fill(&mut store, 3);
