@@ -120,9 +120,10 @@ impl Rng {
     // pieces: they were most of the simulator's work per notification. Each draws its
     // random numbers in the same order as ever, so the generated content is unchanged.
 
-    /// `n` random decimal digits. One draw gives up to 16 (the quotient left after 16
-    /// divisions by 10 still spans 10^3, so the digits stay uniform to within 0.1%): a
-    /// draw per digit made digits and hex a sixth of the simulator's CPU.
+    /// `n` random decimal digits, up to 16 from each draw (what is left of a draw after 15
+    /// divisions by 10 still spans ~18,000 values, so the 16th digit is uniform to within
+    /// 0.1 %). A draw per digit made hex and decimal digits a fifth of the instructions
+    /// spent rendering an item (callgrind).
     fn push_digits(&mut self, out: &mut String, n: usize) {
         let mut left = n;
         while left > 0 {
@@ -573,7 +574,7 @@ pub(crate) fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends `v` in decimal (without `fmt`, which was a tenth of the simulator's CPU).
+/// Appends `v` in decimal, without `fmt` (see [`push_2`]).
 fn push_u64(out: &mut String, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut at = buf.len();
@@ -642,8 +643,8 @@ fn mmdd(t: DateTime<Utc>) -> String {
 }
 
 /// Appends the last two decimal digits of `n` (what `{:02}` writes for `n < 100`). The
-/// simulator writes several dates and times per notification; through `fmt` they were a
-/// fifth of its CPU.
+/// simulator writes several numbers, dates and times per notification; through `fmt` they
+/// were a fifth of the instructions spent rendering an item (callgrind).
 fn push_2(out: &mut String, n: u32) {
     out.push(char::from(b'0' + (n / 10 % 10) as u8));
     out.push(char::from(b'0' + (n % 10) as u8));
