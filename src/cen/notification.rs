@@ -6,7 +6,7 @@
 //! members the pipeline routes and deduplicates on are parsed here; typed views of the
 //! content live in [`super::content`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -196,7 +196,50 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 
 /// Formats a time the way the API does: UTC, milliseconds, `Z`.
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    let mut out = String::with_capacity(24);
+    if push_utc_fixed(&mut out, t, false) { out } else { t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) }
+}
+
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (`.mmmmmmZ` with `micros`), exactly what
+/// `to_rfc3339_opts(Millis or Micros, true)` writes, digit by digit instead of through
+/// chrono's formatter: every record carries such a time, every simulated notification
+/// several. Returns `false` and writes nothing for a year outside 0–9999 or a leap second
+/// (which no Unix time makes); the caller formats those its own way.
+pub(crate) fn push_utc_fixed(out: &mut String, t: DateTime<Utc>, micros: bool) -> bool {
+    let year = t.year();
+    let nanos = t.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return false;
+    }
+    let year = year as u32;
+    push_two_digits(out, year / 100);
+    push_two_digits(out, year % 100);
+    out.push('-');
+    push_two_digits(out, t.month());
+    out.push('-');
+    push_two_digits(out, t.day());
+    out.push('T');
+    push_two_digits(out, t.hour());
+    out.push(':');
+    push_two_digits(out, t.minute());
+    out.push(':');
+    push_two_digits(out, t.second());
+    out.push('.');
+    let (mut fraction, width) = if micros { (nanos / 1_000, 6) } else { (nanos / 1_000_000, 3) };
+    let mut digits = [b'0'; 6];
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[..width]).expect("ASCII digits"));
+    out.push('Z');
+    true
+}
+
+/// Appends the last two decimal digits of `n` (what `{:02}` writes for `n < 100`).
+pub(crate) fn push_two_digits(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// A push body: a JSON array of notification objects, or a single object (SPEC 7).
@@ -282,6 +325,24 @@ mod tests {
 
     const ONE: &str = r#"{ "subject": "CLEARING", "subscriptionName": "ops", "pushStatus": "DELIVERED",
         "createdTimestamp": "2026-11-22T10:00:00.640Z", "content": { "note": "a \" b  c", "n": 1.50 } }"#;
+
+    #[test]
+    fn fixed_utc_times_match_chrono() {
+        let times = [0, 1, 999, 1_795_000_000_123, 253_402_300_799_999, -1, -62_167_219_200_000, -62_167_219_200_001];
+        for ms in times {
+            let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap()
+                + chrono::TimeDelta::microseconds(ms.rem_euclid(1000));
+            assert_eq!(format_timestamp(t), t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "{ms}");
+            let mut micros = String::new();
+            let fixed = push_utc_fixed(&mut micros, t, true);
+            assert_eq!(fixed, (0..=9999).contains(&t.year()), "{ms}");
+            if fixed {
+                assert_eq!(micros, t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), "{ms}");
+            } else {
+                assert!(micros.is_empty(), "{ms}");
+            }
+        }
+    }
 
     #[test]
     fn parses_and_keeps_the_text_compact_and_exact() {

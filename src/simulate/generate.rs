@@ -13,6 +13,8 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
+use crate::cen::notification::{format_timestamp, push_two_digits, push_utc_fixed};
+
 /// The seven CEN subjects, in the order their bit appears in a subject mask.
 pub const SUBJECTS: [&str; 7] = [
     "PAYMENT_AUTHORIZATION",
@@ -120,20 +122,26 @@ impl Rng {
     // pieces: they were most of the simulator's work per notification. Each draws its
     // random numbers in the same order as ever, so the generated content is unchanged.
 
-    /// `n` random decimal digits, up to 16 from each draw (what is left of a draw after 15
-    /// divisions by 10 still spans ~18,000 values, so the 16th digit is uniform to within
-    /// 0.1 %). A draw per digit made hex and decimal digits a fifth of the instructions
-    /// spent rendering an item (callgrind).
-    fn push_digits(&mut self, out: &mut String, n: usize) {
-        let mut left = n;
-        while left > 0 {
+    /// `n` characters, 16 from each draw: `take` turns the draw's next digit into one and
+    /// removes it from the draw. A draw per digit made hex and decimal digits a fifth of the
+    /// instructions spent rendering an item (callgrind).
+    fn push_drawn(&mut self, out: &mut String, n: usize, take: impl Fn(&mut u64) -> u8) {
+        for start in (0..n).step_by(16) {
             let mut x = self.next_u64();
-            for _ in 0..left.min(16) {
-                out.push(char::from(b'0' + (x % 10) as u8));
-                x /= 10;
+            for _ in start..n.min(start + 16) {
+                out.push(char::from(take(&mut x)));
             }
-            left -= left.min(16);
         }
+    }
+
+    /// `n` random decimal digits (what is left of a draw after 15 divisions by 10 still
+    /// spans ~18,000 values, so the 16th digit is uniform to within 0.1 %).
+    fn push_digits(&mut self, out: &mut String, n: usize) {
+        self.push_drawn(out, n, |x| {
+            let digit = b'0' + (*x % 10) as u8;
+            *x /= 10;
+            digit
+        });
     }
 
     fn digits(&mut self, n: usize) -> String {
@@ -147,18 +155,14 @@ impl Rng {
         (0..n).map(|_| char::from(*self.pick(A))).collect()
     }
 
-    /// `n` random hex digits, 16 from each draw.
+    /// `n` random hex digits.
     fn push_hex(&mut self, out: &mut String, n: usize, upper: bool) {
         let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
-        let mut left = n;
-        while left > 0 {
-            let mut x = self.next_u64();
-            for _ in 0..left.min(16) {
-                out.push(char::from(digits[(x & 0xf) as usize]));
-                x >>= 4;
-            }
-            left -= left.min(16);
-        }
+        self.push_drawn(out, n, |x| {
+            let digit = digits[(*x & 0xf) as usize];
+            *x >>= 4;
+            digit
+        });
     }
 
     fn hex(&mut self, n: usize, upper: bool) -> String {
@@ -370,7 +374,7 @@ fn write_object(
     if let Some(status) = push_status.filter(|_| !canonical) {
         o.str("pushStatus", status);
     }
-    o.str("createdTimestamp", &rfc3339(created, false));
+    o.str("createdTimestamp", &format_timestamp(created));
     if subject == 5 || subject == 6 {
         let idem = rng.guid("0CNS");
         o.str("idempotencyKey", &idem);
@@ -467,7 +471,7 @@ impl<'a> Obj<'a> {
             let text = ryu_js::Buffer::new().format_finite(v as f64).to_owned();
             self.member(k, |out| out.push_str(&text));
         } else {
-            self.member(k, |out| push_u64(out, v));
+            self.member(k, |out| out.push_str(itoa::Buffer::new().format(v)));
         }
     }
 
@@ -574,22 +578,6 @@ pub(crate) fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends `v` in decimal, without `fmt` (see [`push_2`]).
-fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[at..]).expect("ASCII digits"));
-}
-
 /// Whether `bytes` holds a byte JSON must escape. Tested 16 bytes at a time as fixed-size
 /// blocks (the tail padded with spaces), which the compiler turns into vector compares: a
 /// loop over the bytes was a fifth of the simulator's CPU in the backfill benchmark.
@@ -635,72 +623,33 @@ const CURRENCIES: &[(&str, &str)] =
 const RCN_ALIASES: &[&str] = &["Travel Card Pool", "Supplier Payments", "Fleet Fuel", "Marketing Spend", "Facilities"];
 const HOLDERS: &[&str] = &["Jordan Ellis", "Priya Raman", "Tomasz Nowak", "Amara Okafor", "Lucas Moreau", "Mei Tanaka"];
 
+// Dates, times and numbers are written digit by digit: through `fmt` they were a fifth of
+// the instructions spent rendering an item (callgrind).
+
 fn mmdd(t: DateTime<Utc>) -> String {
     let mut out = String::with_capacity(4);
-    push_2(&mut out, t.month());
-    push_2(&mut out, t.day());
+    push_two_digits(&mut out, t.month());
+    push_two_digits(&mut out, t.day());
     out
 }
 
-/// Appends the last two decimal digits of `n` (what `{:02}` writes for `n < 100`). The
-/// simulator writes several numbers, dates and times per notification; through `fmt` they
-/// were a fifth of the instructions spent rendering an item (callgrind).
-fn push_2(out: &mut String, n: u32) {
-    out.push(char::from(b'0' + (n / 10 % 10) as u8));
-    out.push(char::from(b'0' + (n % 10) as u8));
-}
-
-/// `t` as `to_rfc3339_opts(Millis or Micros, true)` writes it, by hand for years 0-9999.
-fn rfc3339(t: DateTime<Utc>, micros: bool) -> String {
-    let year = t.year();
-    // Leap seconds (never made from a Unix time) and far years: chrono's own formatting.
-    if !(0..=9999).contains(&year) || t.nanosecond() >= 1_000_000_000 {
-        let digits = if micros { chrono::SecondsFormat::Micros } else { chrono::SecondsFormat::Millis };
-        return t.to_rfc3339_opts(digits, true);
-    }
+/// A date-time with microseconds, as several content fields carry.
+fn micros(t: DateTime<Utc>) -> String {
     let mut out = String::with_capacity(27);
-    push_2(&mut out, year as u32 / 100);
-    push_2(&mut out, year as u32 % 100);
-    out.push('-');
-    push_2(&mut out, t.month());
-    out.push('-');
-    push_2(&mut out, t.day());
-    out.push('T');
-    push_2(&mut out, t.hour());
-    out.push(':');
-    push_2(&mut out, t.minute());
-    out.push(':');
-    push_2(&mut out, t.second());
-    out.push('.');
-    let nanos = t.nanosecond();
-    let (fraction, width) = if micros { (nanos / 1_000, 6) } else { (nanos / 1_000_000, 3) };
-    let mut digits = [b'0'; 6];
-    let mut f = fraction;
-    for d in digits[..width].iter_mut().rev() {
-        *d = b'0' + (f % 10) as u8;
-        f /= 10;
-    }
-    out.push_str(std::str::from_utf8(&digits[..width]).expect("ASCII digits"));
-    out.push('Z');
-    out
+    if push_utc_fixed(&mut out, t, true) { out } else { t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) }
 }
 
 fn hhmmss(t: DateTime<Utc>) -> String {
     let mut out = String::with_capacity(6);
-    push_2(&mut out, t.hour());
-    push_2(&mut out, t.minute());
-    push_2(&mut out, t.second());
+    push_two_digits(&mut out, t.hour());
+    push_two_digits(&mut out, t.minute());
+    push_two_digits(&mut out, t.second());
     out
 }
 
 /// `t` minus `days` (clamped at the earliest representable time rather than panicking).
 fn days_before(t: DateTime<Utc>, days: u64) -> DateTime<Utc> {
     t.checked_sub_signed(chrono::TimeDelta::days(days as i64)).unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// A date-time with microseconds, as several content fields carry.
-fn micros(t: DateTime<Utc>) -> String {
-    rfc3339(t, true)
 }
 
 /// A card expiry a few years after `t`.
@@ -712,9 +661,9 @@ fn expiry(rng: &mut Rng, t: DateTime<Utc>) -> (u32, u32) {
 fn stan(key: u64) -> String {
     let n = ((key.wrapping_mul(7919) + 1) % 1_000_000) as u32;
     let mut out = String::with_capacity(6);
-    push_2(&mut out, n / 10_000);
-    push_2(&mut out, n / 100);
-    push_2(&mut out, n);
+    push_two_digits(&mut out, n / 10_000);
+    push_two_digits(&mut out, n / 100);
+    push_two_digits(&mut out, n);
     out
 }
 
@@ -995,7 +944,7 @@ fn bpc_authorization(c: &mut Obj<'_>, ctx: Ctx<'_>) {
         x.int("conversionRateCardholderBilling", 1);
         x.str("processingCode", "00");
         x.str("authCode", &auth);
-        x.str("dateTime", &rfc3339(t, false));
+        x.str("dateTime", &format_timestamp(t));
         x.str("environment", "ECOM");
         x.str("issuerResponse", response);
         x.str("systemTraceAuditNumber", &stan(key));
@@ -1042,7 +991,7 @@ fn payment_update(c: &mut Obj<'_>, ctx: Ctx<'_>) {
         x.str("approvalCode", &approval);
         x.str("retrievalReferenceNumber", &rrn);
         x.str("transactionReference", &reference);
-        x.str("transactionDateTime", &rfc3339(t, false));
+        x.str("transactionDateTime", &format_timestamp(t));
     });
     let declined = status == "DECLINED";
     c.objs("statusReasonInformation", 1, |_, r| {
@@ -1066,8 +1015,8 @@ fn token_info(o: &mut Obj<'_>, rng: &mut Rng, t: DateTime<Utc>) {
         k.str("accountNumber", &pan);
         k.str("expiry", &format!("20{yy:02}-{mm:02}"));
         k.str("accountGuid", &guid);
-        k.str("createdDate", &rfc3339(created, false));
-        k.str("activatedDate", &rfc3339(created, false));
+        k.str("createdDate", &format_timestamp(created));
+        k.str("activatedDate", &format_timestamp(created));
         k.str("lastUpdatedDate", &micros(t));
     });
 }
@@ -1095,7 +1044,7 @@ fn vcn_rcn_info(o: &mut Obj<'_>, rng: &mut Rng, t: DateTime<Utc>) {
             w.str("issuerGuid", &issuer);
             w.str("corpGuid", &corp);
         });
-        v.str("createdDate", &rfc3339(days_before(t, 30), false));
+        v.str("createdDate", &format_timestamp(days_before(t, 30)));
         v.str("lastUpdatedDate", &micros(t));
         v.str("accountNumber", &pan);
         v.str("expiry", &format!("20{yy:02}-{mm:02}"));
@@ -1234,18 +1183,12 @@ mod tests {
         let times = [0, 1, 999, 1_795_000_000_123, 253_402_300_799_999, -1, -62_135_596_800_000, -62_135_596_800_001];
         for ms in times {
             let t = ms_to_datetime(ms) + chrono::TimeDelta::microseconds(ms.rem_euclid(1000));
-            assert_eq!(rfc3339(t, false), crate::cen::notification::format_timestamp(t), "{ms}");
-            assert_eq!(rfc3339(t, true), t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), "{ms}");
+            assert_eq!(micros(t), t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), "{ms}");
             assert_eq!(mmdd(t), format!("{:02}{:02}", t.month(), t.day()));
             assert_eq!(hhmmss(t), format!("{:02}{:02}{:02}", t.hour(), t.minute(), t.second()));
         }
         for key in [0, 1, 126, 127, 1_000_000, u64::MAX] {
             assert_eq!(stan(key), format!("{:06}", (key.wrapping_mul(7919) + 1) % 1_000_000));
-        }
-        for v in [0, 7, 10, 99, 12_345, u64::MAX] {
-            let mut out = String::new();
-            push_u64(&mut out, v);
-            assert_eq!(out, v.to_string());
         }
     }
 

@@ -6,11 +6,9 @@
 //! duplicate, which also catches a duplicate within the batch); only a new notification gets
 //! outbox rows. Nothing here parses JSON: `json` is stored as given.
 
-use std::fmt::Write as _;
-
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::outbox::Leased;
+use super::outbox::{Leased, json_array};
 use super::record::{RecordFields, write_record};
 use super::{SOURCES, Store, StoreError};
 use crate::cen::notification::Notification;
@@ -174,10 +172,10 @@ const INSERT_NOTIFICATION: &str = "
 // `bench/store/accept.rs` under callgrind: the accept took 43,500 instructions per
 // notification with a statement per row, 40,200 with one per batch (38,900 with the
 // batch-wide values of the notification insert bound once). Rows go in array order, so
-// seqs follow acceptance order. ON CONFLICT only matters when one sink
-// name is routed twice (one row per sink either way); the SELECT has a WHERE clause, which
-// SQLite needs to parse the upsert after it. The lease columns are NULL unless the rows are
-// handed to a waiting dispatcher at once. RETURNING gives the seqs of the rows inserted.
+// seqs follow acceptance order. ON CONFLICT only matters when one sink name is routed
+// twice (one row per sink either way); the SELECT has a WHERE clause, which SQLite needs
+// to parse the upsert after it. The lease columns are NULL unless the rows are handed to a
+// waiting dispatcher at once. RETURNING gives the seqs of the rows inserted.
 const INSERT_OUTBOX: &str = "
     INSERT INTO outbox (sink, nid, enqueued_ms, attempts, next_attempt_ms, lease_owner, lease_until_ms)
     SELECT ?1, value, ?2, 0, ?2, ?3, ?4 FROM json_each(?5) WHERE true
@@ -357,23 +355,13 @@ fn accept_tx(
     let mut handed: Vec<(usize, usize, i64)> = Vec::new();
     if !new.is_empty() {
         let mut enqueue = tx.prepare_cached(INSERT_OUTBOX)?;
-        let mut nids = String::new();
         for (r, route) in routes.iter().enumerate() {
-            nids.clear();
-            nids.push('[');
-            for &(nid, i) in &new {
-                if route.matches(batch[i].subject) {
-                    if nids.len() > 1 {
-                        nids.push(',');
-                    }
-                    // Writing to a String cannot fail.
-                    let _ = write!(nids, "{nid}");
-                }
-            }
-            if nids.len() == 1 {
+            let mut nids =
+                new.iter().filter(|&&(_, i)| route.matches(batch[i].subject)).map(|&(nid, _)| nid).peekable();
+            if nids.peek().is_none() {
                 continue;
             }
-            nids.push(']');
+            let nids = json_array(nids);
             let lease = lease_to.get(r).copied().flatten();
             let mut rows =
                 enqueue.query(params![route.sink, now_ms, lease.map(|l| l.owner), lease.map(|l| l.until_ms), nids])?;

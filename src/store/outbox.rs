@@ -467,8 +467,8 @@ fn ack_in(tx: &rusqlite::Transaction<'_>, owner: &str, seqs: &[i64]) -> rusqlite
     tx.prepare_cached(ACK_MANY)?.execute(params![owner, json_array(seqs.iter().copied())])
 }
 
-/// `[1,2,3]`.
-fn json_array(numbers: impl Iterator<Item = i64>) -> String {
+/// `[1,2,3]`: a list of numbers as one bound parameter, read back with `json_each`.
+pub(super) fn json_array(numbers: impl Iterator<Item = i64>) -> String {
     use std::fmt::Write as _;
     let mut out = String::from("[");
     for (i, n) in numbers.enumerate() {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 /// String members are escaped as the canonical JSON writer escapes them, which is how
 /// `serde_json` does (tested below).
@@ -59,30 +59,7 @@ fn push_rfc3339_millis(out: &mut String, ms: i64) {
     } else {
         DateTime::<Utc>::MAX_UTC
     });
-    if (0..=9999).contains(&t.year()) {
-        // Every record has one: digits by hand, not through chrono's format strings.
-        let two = |out: &mut String, n: u32| {
-            out.push(char::from(b'0' + (n / 10 % 10) as u8));
-            out.push(char::from(b'0' + (n % 10) as u8));
-        };
-        let year = t.year() as u32;
-        two(out, year / 100);
-        two(out, year % 100);
-        out.push('-');
-        two(out, t.month());
-        out.push('-');
-        two(out, t.day());
-        out.push('T');
-        two(out, t.hour());
-        out.push(':');
-        two(out, t.minute());
-        out.push(':');
-        two(out, t.second());
-        out.push('.');
-        let millis = t.timestamp_subsec_millis();
-        out.push(char::from(b'0' + (millis / 100 % 10) as u8));
-        two(out, millis % 100);
-        out.push('Z');
+    if crate::cen::notification::push_utc_fixed(out, t, false) {
         return;
     }
     // Writing to a String cannot fail.
