@@ -23,6 +23,7 @@
 //! - The store never reads the clock: every time is UTC epoch milliseconds from the caller.
 
 mod accept;
+mod borrowing;
 mod checkpoint;
 mod error;
 mod handle;
