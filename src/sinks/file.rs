@@ -14,7 +14,7 @@
 //!   batches, and the torn-line check never sees the other's write half done.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,10 +43,12 @@ impl FileSink {
     }
 
     fn write_batch(&self, batch: &[Leased]) -> Result<(), SinkError> {
-        let mut buf = Vec::with_capacity(batch.iter().map(|l| l.record.len() + 1).sum());
+        // The records and their newlines go to the kernel as they are (writev), not copied
+        // into one buffer first: that was ~2 MB of copying per full batch.
+        let mut lines: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
         for item in batch {
-            buf.extend_from_slice(item.record.as_bytes());
-            buf.push(b'\n');
+            lines.push(IoSlice::new(item.record.as_bytes()));
+            lines.push(IoSlice::new(b"\n"));
         }
         let mut file = self.file.lock().map_err(|_| SinkError::Retryable("file sink lock poisoned".into()))?;
         if self.reopen.swap(false, Ordering::AcqRel) {
@@ -54,7 +56,7 @@ impl FileSink {
         }
         let fail = |what: &str, e: std::io::Error| SinkError::Retryable(format!("{what} {}: {e}", self.path.display()));
         file.lock().map_err(|e| fail("cannot lock", e))?;
-        let written = append_lines(&mut file, &buf);
+        let written = append_lines(&mut file, &mut lines);
         // Closing the file would release the lock too; an unlock error changes nothing.
         let _ = file.unlock();
         written.map_err(|(what, e)| fail(what, e))
@@ -62,18 +64,35 @@ impl FileSink {
 }
 
 /// Appends `lines` (whole lines) to `file`, on a line of their own, and syncs the data.
-fn append_lines(file: &mut File, lines: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
+fn append_lines(file: &mut File, lines: &mut [IoSlice<'_>]) -> Result<(), (&'static str, std::io::Error)> {
     let len = file.metadata().map_err(|e| ("cannot read the length of", e))?.len();
     if ends_torn(file, len).map_err(|e| ("cannot read the end of", e))? {
         file.write_all(b"\n").map_err(|e| ("cannot write", e))?;
     }
-    file.write_all(lines).map_err(|e| ("cannot write", e))?;
+    let written = write_all_vectored(file, lines).map_err(|e| ("cannot write", e))?;
     file.sync_data().map_err(|e| ("cannot fsync", e))?;
     // On disk now, and this process never reads it back (only the last byte, near the
     // tail `forget` keeps).
-    let end = len + lines.len() as u64;
-    crate::pagecache::forget(file, len, Some(end));
+    crate::pagecache::forget(file, len, Some(len + written));
     Ok(())
+}
+
+/// Writes all of `bufs` (std's `write_all_vectored` is not stable yet); returns the bytes
+/// written. A short write (a signal, a full pipe) continues where it stopped.
+fn write_all_vectored(file: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<u64> {
+    let mut written = 0;
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                written += n as u64;
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
 }
 
 /// Whether the file, `len` bytes long, ends in something other than a newline (a torn
@@ -162,6 +181,19 @@ mod tests {
         let (cached, pages) = crate::pagecache::cached_pages(&path);
         assert!(pages > 1500, "{pages}");
         assert!(cached <= 17, "{cached} of {pages} pages still cached: more than the tail");
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_one_writev_is_written_whole_and_in_order() {
+        // 1,500 records are 3,000 slices: more than the 1,024 one writev takes, so the
+        // batch goes out in several calls that must continue exactly where the last stopped.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let sink = FileSink::open("archive", &path).unwrap();
+        let batch: Vec<Leased> = (0..1500).map(|i| leased(&format!("n{i}"))).collect();
+        assert!(sink.deliver(&batch).await.iter().all(Result::is_ok));
+        let expected: String = (0..1500).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
     }
 
     #[tokio::test]
