@@ -1,7 +1,7 @@
 //! The `file` sink: JSON Lines appended to one file, `fsync`ed before acknowledging.
 //!
-//! Each batch is written with one `write_all` of whole lines and one `fsync`, so a crash
-//! leaves at most a torn last line that was never acknowledged (it is delivered again
+//! Each batch is written as whole lines (`writev`, one call per 512 lines) and one `fsync`, so a
+//! crash leaves at most a torn last line that was never acknowledged (it is delivered again
 //! after the restart, G2). SIGHUP reopens the file so logrotate can move it away.
 //!
 //! Invariants:
@@ -131,7 +131,7 @@ impl Sink for FileSink {
 
     fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes> {
         Box::pin(async move {
-            // Blocking file I/O inline: one write and one fsync per batch of up to 1000
+            // Blocking file I/O inline: a few writes and one fsync per batch of up to 1000
             // records, on the dispatcher's own task; other tasks run on the other workers.
             let result = self.write_batch(batch);
             vec![result; batch.len()]
