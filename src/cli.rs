@@ -3,6 +3,7 @@
 //! `main.rs` only calls [`run`]. Exit status: 0 success; 2 bad usage or configuration;
 //! 1 a runtime failure; 3 a backfill that could not fetch part of its range.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -136,9 +137,30 @@ pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("cen-poller: {e}");
+            // Not eprintln!: it panics when standard error cannot be written.
+            let _ = writeln!(std::io::stderr(), "cen-poller: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// Writes `text` to standard output and flushes it. Unlike `print!`, a failure is returned,
+/// not a panic: a reader that went away (`cen-poller status | head -1`) or a full disk
+/// must not turn a finished command into a crash with exit code 101.
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// [`write_stdout`] for a command's report. A reader that went away is not an error (it
+/// has read what it wanted, as with `head`); anything else is, and says so.
+fn emit(text: &str) -> Result<(), CliError> {
+    match write_stdout(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Runtime(format!("cannot write to standard output: {e}")))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -206,7 +228,11 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
     let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
     check_retention(&range, now).map_err(CliError::Usage)?;
     let report = runtime()?.block_on(crate::service::run_backfill(&config, range)).map_err(CliError::Runtime)?;
-    print!("{}", report.summary());
+    // The exit status tells how the backfill went; a summary that cannot be shown is only
+    // reported beside it.
+    if let Err(e) = emit(&report.summary()) {
+        let _ = writeln!(std::io::stderr(), "cen-poller: {e}");
+    }
     Ok(ExitCode::from(report.exit_code()))
 }
 
@@ -214,9 +240,9 @@ fn status(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
     let report = crate::status::collect(&config).map_err(CliError::Runtime)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("a status report serialises"));
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a status report serialises")))?;
     } else {
-        print!("{}", report.text());
+        emit(&report.text())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -239,9 +265,9 @@ fn dead_letters(path: &Path, action: &DeadLetterAction) -> Result<ExitCode, CliE
             let store = ops::open_store(&config)?;
             let rows = ops::list_dead_letters(&store, sink.as_deref(), id.as_deref())?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&rows).expect("dead letters serialise"));
+                emit(&format!("{}\n", serde_json::to_string_pretty(&rows).expect("dead letters serialise")))?;
             } else {
-                print!("{}", ops::dead_letters_table(&rows));
+                emit(&ops::dead_letters_table(&rows))?;
             }
         }
         DeadLetterAction::Retry { sink, id } => {
@@ -249,7 +275,7 @@ fn dead_letters(path: &Path, action: &DeadLetterAction) -> Result<ExitCode, CliE
             let mut store = ops::open_store(&config)?;
             let report =
                 ops::retry_dead_letters(&config, &mut store, sink.as_deref(), id.as_deref(), chrono::Utc::now())?;
-            print!("{}", report.text());
+            emit(&report.text())?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -266,7 +292,7 @@ fn replay(path: &Path, range_text: &str, sink: Option<&str>) -> Result<ExitCode,
     ops::check_sink(&config, sink)?;
     let mut store = ops::open_store(&config)?;
     let report = ops::replay(&config, &mut store, range, sink, now)?;
-    print!("{}", report.text());
+    emit(&report.text())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -276,14 +302,14 @@ fn check_config(path: &Path) -> Result<ExitCode, CliError> {
     config.check_files()?;
     // Exit 2 like the other configuration errors: the sink's settings are wrong.
     crate::sinks::check(&config).map_err(CliError::Usage)?;
-    println!(
-        "{}: OK ({} sink{}, push {}, vgs {})",
+    emit(&format!(
+        "{}: OK ({} sink{}, push {}, vgs {})\n",
         path.display(),
         config.sinks.len(),
         if config.sinks.len() == 1 { "" } else { "s" },
         if config.push.is_some() { "on" } else { "off" },
         if config.vgs.is_some() { "on" } else { "off" },
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -306,9 +332,9 @@ fn sign(path: &Path, args: &SignArgs) -> Result<ExitCode, CliError> {
         .sign_with(&args.method.to_ascii_uppercase(), &args.url, &params)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     if args.base_string {
-        println!("{}", signed.base_string);
+        emit(&format!("{}\n", signed.base_string))?;
     } else {
-        println!("Authorization: {}", signed.authorization);
+        emit(&format!("Authorization: {}\n", signed.authorization))?;
     }
     Ok(ExitCode::SUCCESS)
 }

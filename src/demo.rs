@@ -2,7 +2,7 @@
 //! with a live summary — the README's first command, and a quick way to see the whole
 //! pipeline work on a fresh machine without Mastercard credentials.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,16 +97,19 @@ path = "notifications.jsonl"
     std::fs::write(&config_path, config_text).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
 
-    println!("cen-poller demo: simulator on http://{addr}, state and sink in {}", dir.display());
-    println!(
-        "(30 minutes of history, {} new notifications/s, {:.0}% of API answers are faults; Ctrl-C stops)\n",
+    let intro = format!(
+        "cen-poller demo: simulator on http://{addr}, state and sink in {}\n\
+         (30 minutes of history, {} new notifications/s, {:.0}% of API answers are faults; Ctrl-C stops)\n\n",
+        dir.display(),
         args.rate,
         f * 100.0
     );
+    if !show(&intro)? {
+        return Ok(());
+    }
 
     let shutdown = CancellationToken::new();
     let running = crate::service::start(&config, shutdown.clone()).await?;
-    println!("metrics and health: http://{}/metrics, /readyz\n", running.admin_addr);
     let signals = tokio::spawn(crate::service::handle_signals(shutdown.clone(), || {}));
     if let Some(d) = args.duration {
         let s = shutdown.clone();
@@ -118,29 +121,49 @@ path = "notifications.jsonl"
     let tty = std::io::stdout().is_terminal();
     let mut ticker = tokio::time::interval(Duration::from_secs(2));
     let mut lines_shown = 0;
-    loop {
+    // A reader that went away (or a write error) ends the demo like Ctrl-C: the daemon
+    // still shuts down in order.
+    let mut shown = show(&format!("metrics and health: http://{}/metrics, /readyz\n\n", running.admin_addr));
+    while matches!(shown, Ok(true)) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
         let text = summary(&config, &running, &sim)?;
+        let mut frame = String::new();
         if tty && lines_shown > 0 {
             // Redraw in place.
-            print!("\x1b[{lines_shown}A\x1b[J");
+            frame.push_str(&format!("\x1b[{lines_shown}A\x1b[J"));
         }
         lines_shown = text.lines().count();
-        print!("{text}");
+        frame.push_str(&text);
         if !tty {
-            println!();
+            frame.push('\n');
         }
-        std::io::stdout().flush().ok();
+        shown = show(&frame);
     }
+    shutdown.cancel();
     signals.abort();
     running.join(crate::service::SHUTDOWN_DEADLINE).await;
     sim.stop();
-    println!("\nstopped. Every notification is one line of {}", sink_path.display());
-    println!("try:  cen-poller --config {} status", config_path.display());
+    if shown? {
+        show(&format!(
+            "\nstopped. Every notification is one line of {}\ntry:  cen-poller --config {} status\n",
+            sink_path.display(),
+            config_path.display()
+        ))?;
+    }
     Ok(())
+}
+
+/// Writes `text` to standard output: `Ok(false)` when the reader has gone away (the demo
+/// then stops quietly), an error for anything else.
+fn show(text: &str) -> Result<bool, String> {
+    match crate::cli::write_stdout(text) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
 }
 
 fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::Simulator) -> Result<String, String> {

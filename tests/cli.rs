@@ -258,3 +258,58 @@ fn the_shipped_configuration_templates_parse() {
         cen_poller::config::Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
+
+/// A command's output going nowhere is not a crash: a reader that left (`| head -1`) ends
+/// it quietly with its usual status; a full disk is an error that says so, not a panic.
+#[test]
+fn output_to_a_reader_that_left_or_a_full_disk_is_not_a_panic() {
+    let dir = setup();
+    let config = dir.path().join("config.toml");
+    let run = |stdout: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_cen-poller"))
+            .args(["--config", config.to_str().unwrap(), "check-config"])
+            .env_remove("CEN_POLLER_CONFIG")
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    // The read end is closed before the command starts: its write must fail with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = run(writer.into());
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full exists on Linux");
+    let out = run(full.into());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot write to standard output"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    // The demo stops (in order) instead of running on with nobody reading: given an hour,
+    // it must be gone well before that.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_cen-poller"))
+        .args(["demo", "--duration", "1h", "--dir", dir.path().join("demo").to_str().unwrap()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            demo.kill().unwrap();
+            panic!("the demo kept running with its standard output gone");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut demo.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
