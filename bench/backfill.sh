@@ -15,7 +15,8 @@
 #   SPAN_HOURS=165    the notifications are spread evenly over this many hours, ending
 #                     about 36 minutes before the start of the run (inside the 7-day retention)
 #   SEED=42           the simulator's seed
-#   KEEP=1            keep the work directory (printed at the end)
+#   KEEP=1            keep the work directory (printed at the end with its size: ~4.5 GB
+#                     for 1,000,000; delete it when done)
 #   SKIP_BUILD=1      use the existing binary (BIN=..., default target/release/cen-poller)
 #   SKIP_BASELINE=1   skip the sqlite3 baseline
 #   WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --"
@@ -53,7 +54,7 @@ cleanup() {
         wait "$SIM_PID" 2>/dev/null || true
     fi
     if [[ -n ${KEEP:-} ]]; then
-        echo "bench: work directory kept: $WORK" >&2
+        echo "bench: work directory kept: $WORK ($(du -sh "$WORK" 2>/dev/null | cut -f1); delete it when done)" >&2
     else
         rm -rf "$WORK"
     fi
