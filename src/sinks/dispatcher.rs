@@ -296,6 +296,8 @@ mod tests {
     /// the ids in `fail_once`.
     struct Recorder {
         max: usize,
+        /// Batches handed to `deliver` so far (counted before the permit is awaited).
+        started: std::sync::atomic::AtomicUsize,
         permits: Arc<Semaphore>,
         fail_once: Mutex<Vec<String>>,
         delivered: Mutex<Vec<String>>,
@@ -311,6 +313,7 @@ mod tests {
         }
         fn deliver<'a>(&'a self, batch: &'a [Leased]) -> futures::future::BoxFuture<'a, super::super::Outcomes> {
             async move {
+                self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 self.permits.acquire().await.expect("open semaphore").forget();
                 let mut fail = self.fail_once.lock().unwrap();
                 let outcomes = batch
@@ -336,6 +339,7 @@ mod tests {
     fn recorder(max: usize, permits: usize) -> Arc<Recorder> {
         Arc::new(Recorder {
             max,
+            started: std::sync::atomic::AtomicUsize::new(0),
             permits: Arc::new(Semaphore::new(permits)),
             fail_once: Mutex::new(Vec::new()),
             delivered: Mutex::new(Vec::new()),
@@ -433,7 +437,12 @@ mod tests {
         let all = notifications(0, 7);
         store.accept(all[..3].to_vec(), Via::Pull, false).await.unwrap();
         // The dispatcher takes the 3 and waits for a permit; 4 more are queued meanwhile.
-        until("the first batch is taken", || sink.permits.available_permits() == 0 && store.handing_over("s")).await;
+        // (Not "no permit left": there was none to begin with, so that held before the
+        // dispatcher had taken anything, and a stop then released all 7 undelivered.)
+        until("the first batch is taken", || {
+            sink.started.load(std::sync::atomic::Ordering::SeqCst) == 1 && store.handing_over("s")
+        })
+        .await;
         store.accept(all[3..].to_vec(), Via::Pull, false).await.unwrap();
         // The dispatcher is busy, yet the 4 are already leased to it: handed over at accept.
         let now = Utc::now().timestamp_millis();
