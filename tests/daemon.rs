@@ -130,6 +130,11 @@ async fn sigkill_at_random_moments_loses_nothing() {
         started.elapsed().as_secs_f64()
     );
 
+    // The sink can be complete before this run's first poll cycle has ended (the runs
+    // before it stored and delivered everything): its watermark is committed only at the end
+    // of the cycle, so wait for that before stopping it.
+    let cycled = wait_for(Duration::from_secs(60), || store_of(&env).watermark().unwrap().is_some()).await;
+    assert!(cycled, "the last run never completed a poll cycle:\n{}", env.log_tail(30));
     let (status, took) = last.stop("TERM", Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "SIGTERM: {status}");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
@@ -443,6 +448,10 @@ async fn backfill_while_the_daemon_runs_delivers_each_notification_once() {
     })
     .await;
     assert!(complete, "{}", env.log_tail(30));
+    // The watermark is committed at the end of a poll cycle, which can come after the sink
+    // is complete (the backfill may have delivered the last of it).
+    let cycled = wait_for(Duration::from_secs(60), || store_of(&env).watermark().unwrap().is_some()).await;
+    assert!(cycled, "the daemon never completed a poll cycle:\n{}", env.log_tail(30));
     let (status, _) = daemon.stop("TERM", Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
     tail.poll();
