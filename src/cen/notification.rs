@@ -196,8 +196,17 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 
 /// Formats a time the way the API does: UTC, milliseconds, `Z`.
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    let mut out = String::with_capacity(24);
-    if push_utc_fixed(&mut out, t, false) { out } else { t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) }
+    format_utc(t, false)
+}
+
+/// `t` as `to_rfc3339_opts(Millis or Micros, true)` writes it: by [`push_utc_fixed`] where
+/// it can, by chrono for the times it leaves out.
+pub(crate) fn format_utc(t: DateTime<Utc>, micros: bool) -> String {
+    let mut out = String::with_capacity(27);
+    if push_utc_fixed(&mut out, t, micros) {
+        return out;
+    }
+    t.to_rfc3339_opts(if micros { chrono::SecondsFormat::Micros } else { chrono::SecondsFormat::Millis }, true)
 }
 
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (`.mmmmmmZ` with `micros`), exactly what

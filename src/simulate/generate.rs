@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::cen::notification::{format_timestamp, push_two_digits, push_utc_fixed};
+use crate::cen::notification::{format_timestamp, format_utc, push_two_digits};
 
 /// The seven CEN subjects, in the order their bit appears in a subject mask.
 pub const SUBJECTS: [&str; 7] = [
@@ -635,8 +635,7 @@ fn mmdd(t: DateTime<Utc>) -> String {
 
 /// A date-time with microseconds, as several content fields carry.
 fn micros(t: DateTime<Utc>) -> String {
-    let mut out = String::with_capacity(27);
-    if push_utc_fixed(&mut out, t, true) { out } else { t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) }
+    format_utc(t, true)
 }
 
 fn hhmmss(t: DateTime<Utc>) -> String {
