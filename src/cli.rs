@@ -146,22 +146,21 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Writes `text` to standard output and flushes it. Unlike `print!`, a failure is returned,
 /// not a panic: a reader that went away (`cen-poller status | head -1`) or a full disk
-/// must not turn a finished command into a crash with exit code 101.
-pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+/// must not turn a finished command into a crash with exit code 101. `Ok(false)` when the
+/// reader has gone away: not an error (it has read what it wanted, as with `head`), but
+/// nothing more need be written; anything else is an error that says so.
+pub(crate) fn write_stdout(text: &str) -> Result<bool, String> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
 }
 
-/// [`write_stdout`] for a command's report. A reader that went away is not an error (it
-/// has read what it wanted, as with `head`); anything else is, and says so.
+/// [`write_stdout`] for a command's report.
 fn emit(text: &str) -> Result<(), CliError> {
-    match write_stdout(text) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(CliError::Runtime(format!("cannot write to standard output: {e}")))
-        }
-        _ => Ok(()),
-    }
+    write_stdout(text).map(drop).map_err(CliError::Runtime)
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {

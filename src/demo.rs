@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cen::keys::SigningKey;
 use crate::cen::notification::format_timestamp;
+use crate::cli::write_stdout;
 use crate::config::Config;
 use crate::simulate::{self, SimConfig};
 
@@ -104,7 +105,8 @@ path = "notifications.jsonl"
         args.rate,
         f * 100.0
     );
-    if !show(&intro)? {
+    if !write_stdout(&intro)? {
+        // Nobody is reading: nothing started yet, nothing to show.
         return Ok(());
     }
 
@@ -123,7 +125,7 @@ path = "notifications.jsonl"
     let mut lines_shown = 0;
     // A reader that went away (or a write error) ends the demo like Ctrl-C: the daemon
     // still shuts down in order.
-    let mut shown = show(&format!("metrics and health: http://{}/metrics, /readyz\n\n", running.admin_addr));
+    let mut shown = write_stdout(&format!("metrics and health: http://{}/metrics, /readyz\n\n", running.admin_addr));
     while matches!(shown, Ok(true)) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -140,30 +142,20 @@ path = "notifications.jsonl"
         if !tty {
             frame.push('\n');
         }
-        shown = show(&frame);
+        shown = write_stdout(&frame);
     }
     shutdown.cancel();
     signals.abort();
     running.join(crate::service::SHUTDOWN_DEADLINE).await;
     sim.stop();
     if shown? {
-        show(&format!(
+        write_stdout(&format!(
             "\nstopped. Every notification is one line of {}\ntry:  cen-poller --config {} status\n",
             sink_path.display(),
             config_path.display()
         ))?;
     }
     Ok(())
-}
-
-/// Writes `text` to standard output: `Ok(false)` when the reader has gone away (the demo
-/// then stops quietly), an error for anything else.
-fn show(text: &str) -> Result<bool, String> {
-    match crate::cli::write_stdout(text) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
-    }
 }
 
 fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::Simulator) -> Result<String, String> {
