@@ -55,6 +55,13 @@ fn store_of(env: &Env) -> Store {
     Store::open(&env.dir.path().join("state.db")).unwrap()
 }
 
+/// Waits until the running daemon has ended a poll cycle: its watermark is committed only
+/// then, which can come after the sink is already complete.
+async fn until_a_poll_cycle_has_ended(env: &Env) {
+    let cycled = wait_for(Duration::from_secs(60), || store_of(env).watermark().unwrap().is_some()).await;
+    assert!(cycled, "the daemon never completed a poll cycle:\n{}", env.log_tail(30));
+}
+
 /// Every id in the store's seen set, with how often each occurs.
 fn stored_ids(env: &Env) -> BTreeMap<String, usize> {
     let db = rusqlite::Connection::open(env.dir.path().join("state.db")).unwrap();
@@ -130,11 +137,8 @@ async fn sigkill_at_random_moments_loses_nothing() {
         started.elapsed().as_secs_f64()
     );
 
-    // The sink can be complete before this run's first poll cycle has ended (the runs
-    // before it stored and delivered everything): its watermark is committed only at the end
-    // of the cycle, so wait for that before stopping it.
-    let cycled = wait_for(Duration::from_secs(60), || store_of(&env).watermark().unwrap().is_some()).await;
-    assert!(cycled, "the last run never completed a poll cycle:\n{}", env.log_tail(30));
+    // The runs before this one may have stored and delivered everything.
+    until_a_poll_cycle_has_ended(&env).await;
     let (status, took) = last.stop("TERM", Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "SIGTERM: {status}");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
@@ -448,10 +452,8 @@ async fn backfill_while_the_daemon_runs_delivers_each_notification_once() {
     })
     .await;
     assert!(complete, "{}", env.log_tail(30));
-    // The watermark is committed at the end of a poll cycle, which can come after the sink
-    // is complete (the backfill may have delivered the last of it).
-    let cycled = wait_for(Duration::from_secs(60), || store_of(&env).watermark().unwrap().is_some()).await;
-    assert!(cycled, "the daemon never completed a poll cycle:\n{}", env.log_tail(30));
+    // The backfill may have delivered the last of it.
+    until_a_poll_cycle_has_ended(&env).await;
     let (status, _) = daemon.stop("TERM", Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
     tail.poll();
