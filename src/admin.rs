@@ -19,6 +19,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AdminConfig;
 use crate::metrics::SinkLabels;
 use crate::poll::PollHealth;
 use crate::store::StoreHandle;
@@ -30,29 +31,23 @@ struct AdminState {
     interval: Duration,
 }
 
-/// Binds `listen` and serves until `shutdown`; returns the bound address.
+/// Binds `admin.listen` and serves until `shutdown`, within `admin.limits` like the other
+/// listeners; returns the bound address.
 pub async fn start(
-    listen: SocketAddr,
+    admin: &AdminConfig,
     store: StoreHandle,
     health: Arc<Mutex<PollHealth>>,
     interval: Duration,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("admin.listen {listen}: cannot listen: {e}"))?;
+    let listener = crate::server::bind(admin.listen, "admin.listen").await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(AdminState { store, health, interval });
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
-        if let Err(e) = served.await {
-            tracing::error!(error = %e, "admin endpoint failed");
-        }
-    });
+    let task = tokio::spawn(crate::server::serve(listener, None, app, (&admin.limits).into(), shutdown));
     Ok((addr, task))
 }
 

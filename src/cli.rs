@@ -175,12 +175,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
                 .render(&mut out)
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
-            std::io::Write::write_all(&mut std::io::stdout(), &out).map_err(|e| CliError::Runtime(e.to_string()))?;
+            emit(&String::from_utf8_lossy(&out))?;
             Ok(ExitCode::SUCCESS)
         }
         (Some(Command::Completions { shell }), None) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut command, "cen-poller", &mut std::io::stdout());
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut command, "cen-poller", &mut out);
+            emit(&String::from_utf8_lossy(&out))?;
             Ok(ExitCode::SUCCESS)
         }
         (Some(Command::Simulate(args)), None) => simulate((**args).clone()),

@@ -320,6 +320,9 @@ pub struct PushConfig {
     /// Largest request body. Default `10MiB`.
     #[serde(default = "default_max_body")]
     pub max_body: Size,
+    /// `[push.limits]`: connection deadlines and cap.
+    #[serde(default)]
+    pub limits: ListenerLimits,
 }
 
 /// `[vgs]`
@@ -348,6 +351,9 @@ pub struct VgsConfig {
     /// Largest request body. Default `1MiB`.
     #[serde(default = "default_vgs_max_body")]
     pub max_body: Size,
+    /// `[vgs.limits]`: connection deadlines and cap.
+    #[serde(default)]
+    pub limits: ListenerLimits,
 }
 
 /// `vgs.verify`
@@ -367,6 +373,69 @@ pub struct AdminConfig {
     /// are not secret but need not be public).
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// `[admin.limits]`: connection deadlines and cap.
+    #[serde(default)]
+    pub limits: ListenerLimits,
+}
+
+/// `[push.limits]`, `[vgs.limits]`, `[admin.limits]`: how long a client may take and how
+/// many connections a listener keeps open. A client that connects and says nothing holds a
+/// slot for at most `header_timeout`; at the cap a new connection takes the slot of the one
+/// that has gone longest without progress (waiting, or still sending its body), so idle or
+/// slow clients cannot keep a legitimate request out; only connections whose request is
+/// being answered keep theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerLimits {
+    /// Connections open at once. Default 1024: far more than Mastercard or VGS open, and
+    /// few enough file descriptors for the default `LimitNOFILE`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// From accept to a complete first request head — TLS handshake, protocol detection
+    /// and HTTP/2 preface included — and from the first byte of a later HTTP/1 head to its
+    /// end. Default `10s`: a sender on the other side of the world needs well under a
+    /// second.
+    #[serde(default = "d10s")]
+    pub header_timeout: Dur,
+    /// A kept-alive connection with no request in flight is closed this long after its
+    /// last answer. Default `30s`: long enough for a sender's connection pool to reuse it
+    /// between bursts.
+    #[serde(default = "d30s")]
+    pub idle_timeout: Dur,
+    /// A request's body must arrive within this, else `408`. Default `30s`: 10 MiB at
+    /// well under 1 MiB/s.
+    #[serde(default = "d30s")]
+    pub body_timeout: Dur,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_connections: default_max_connections(),
+            header_timeout: d10s(),
+            idle_timeout: d30s(),
+            body_timeout: d30s(),
+        }
+    }
+}
+
+impl ListenerLimits {
+    /// Checks the values; `section` is `push`, `vgs` or `admin`. Returns the key and message.
+    fn check(&self, section: &str) -> Result<(), (String, String)> {
+        if !(1..=65_536).contains(&self.max_connections) {
+            return Err((format!("{section}.limits.max_connections"), "must be between 1 and 65536".into()));
+        }
+        for (key, value) in [
+            ("header_timeout", &self.header_timeout),
+            ("idle_timeout", &self.idle_timeout),
+            ("body_timeout", &self.body_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err((format!("{section}.limits.{key}"), "must be more than 0s".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[log]`
@@ -597,6 +666,9 @@ fn default_nats_stream() -> String {
 fn default_nats_subject() -> String {
     "cen.{subject}".into()
 }
+fn default_max_connections() -> usize {
+    1024
+}
 fn d1s() -> Dur {
     Dur::secs(1)
 }
@@ -644,7 +716,7 @@ impl Default for StateConfig {
 }
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_admin_listen() }
+        AdminConfig { listen: default_admin_listen(), limits: ListenerLimits::default() }
     }
 }
 impl Default for LogConfig {
@@ -750,6 +822,14 @@ impl Config {
             if vgs.signing_secret_file.is_none() && vgs.verify == VgsVerify::Enforce {
                 return Err(invalid("vgs.signing_secret_file", "is required when vgs.verify = \"enforce\"".into()));
             }
+        }
+        let listeners = [
+            self.push.as_ref().map(|p| ("push", &p.limits)),
+            self.vgs.as_ref().map(|v| ("vgs", &v.limits)),
+            Some(("admin", &self.admin.limits)),
+        ];
+        for (section, limits) in listeners.into_iter().flatten() {
+            limits.check(section).map_err(|(key, message)| invalid(&key, message))?;
         }
         let mut names = std::collections::HashSet::new();
         for (i, sink) in self.sinks.iter().enumerate() {

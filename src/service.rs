@@ -355,7 +355,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     }
     tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), shutdown.clone()));
     let (admin_addr, admin) = crate::admin::start(
-        config.admin.listen,
+        &config.admin,
         store.clone(),
         poller.health.clone(),
         config.poll.interval.0,

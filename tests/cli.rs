@@ -280,6 +280,19 @@ fn output_to_a_reader_that_left_or_a_full_disk_is_not_a_panic() {
     let out = run(writer.into());
     assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    // The generated texts too (`cen-poller completions bash | head`).
+    for args in [&["completions", "bash"][..], &["manpage"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_cen-poller"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}: {}", out.status, stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
+    }
 
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full exists on Linux");
     let out = run(full.into());

@@ -90,6 +90,18 @@ impl fmt::Display for NotFinite {
     }
 }
 
+/// serde_json's message for a syntax error, which names a line and column but never the
+/// text; for a type error, which may quote a value from the body, a fixed message. Every
+/// error about a received body goes through this: it is logged and returned to the sender,
+/// and the body may carry card numbers (SPEC G6).
+pub fn json_error_message(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => e.to_string(),
+        Category::Data => "not a JSON value of the expected shape".into(),
+    }
+}
+
 /// Appends the canonical form of `node` to `out`, leaving out — recursively — every object
 /// member whose value is null, and at the top level the members named in `drop_top`.
 pub fn write_canonical_without_nulls(node: &Node<'_>, drop_top: &[&str], out: &mut String) -> Result<(), NotFinite> {

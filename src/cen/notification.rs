@@ -12,7 +12,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::id::{IdError, PUSH_STATUS, id_of_canonical, notification_id_of};
-use super::jcs::Node;
+use super::jcs::{Node, json_error_message};
 use super::tape::{self, Tape, skip_ws};
 
 /// One notification, checked and identified.
@@ -43,8 +43,9 @@ pub(crate) struct Scratch {
     sorter: tape::Sorter,
 }
 
-/// Why an item is not an acceptable notification. Messages name the member so the sender
-/// (or the operator reading the log) can see what was wrong.
+/// Why an item is not an acceptable notification. Messages name the member and what is
+/// wrong with it so the sender (or the operator reading the log) can see what was wrong,
+/// and never quote a value from the body: it may be a card number (SPEC G6).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum NotificationError {
     #[error("not valid JSON: {0}")]
@@ -55,8 +56,8 @@ pub enum NotificationError {
     MissingString(&'static str),
     #[error("member `content` is missing or null")]
     MissingContent,
-    #[error("`createdTimestamp` {0:?} is not an RFC 3339 time")]
-    BadTimestamp(String),
+    #[error("member `createdTimestamp` is not an RFC 3339 time")]
+    BadTimestamp,
     #[error("{0}")]
     Id(String),
 }
@@ -84,7 +85,7 @@ impl Notification {
     /// The general path: serde_json's parser into a [`Node`] tree. It takes every input
     /// and gives serde_json's own error messages; the fast path defers to it.
     pub(crate) fn from_json_general(text: &str) -> Result<Self, NotificationError> {
-        let node = Node::parse(text).map_err(|e| NotificationError::Json(e.to_string()))?;
+        let node = Node::parse(text).map_err(|e| NotificationError::Json(json_error_message(&e)))?;
         Self::from_node(&node, compact_json(text))
     }
 
@@ -166,8 +167,7 @@ impl Notification {
         let optional = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_owned);
         let subject = string("subject")?;
         let created_raw = string("createdTimestamp")?;
-        let created =
-            parse_timestamp(&created_raw).ok_or_else(|| NotificationError::BadTimestamp(created_raw.clone()))?;
+        let created = parse_timestamp(&created_raw).ok_or(NotificationError::BadTimestamp)?;
         if node.get("content").is_none_or(Node::is_null) {
             return Err(NotificationError::MissingContent);
         }
@@ -258,7 +258,7 @@ pub fn parse_push_body(body: &[u8]) -> Result<Vec<Notification>, (Option<usize>,
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let items: Vec<&RawValue> =
-            serde_json::from_str(text).map_err(|e| (None, NotificationError::Json(e.to_string())))?;
+            serde_json::from_str(text).map_err(|e| (None, NotificationError::Json(json_error_message(&e))))?;
         let mut scratch = Scratch::default();
         items
             .iter()
@@ -420,10 +420,7 @@ mod tests {
                 r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00Z","content":null}"#,
                 NotificationError::MissingContent,
             ),
-            (
-                r#"{"subject":"X","createdTimestamp":"yesterday","content":{}}"#,
-                NotificationError::BadTimestamp("yesterday".into()),
-            ),
+            (r#"{"subject":"X","createdTimestamp":"yesterday","content":{}}"#, NotificationError::BadTimestamp),
             (r#"[1]"#, NotificationError::NotAnObject),
         ];
         for (text, want) in cases {

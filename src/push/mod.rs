@@ -74,7 +74,7 @@ impl PushEndpoint {
         let (commits, queue) = mpsc::channel(1024);
         let answers = store.metrics().push_requests.clone();
         let committer = tokio::spawn(committer(store, queue));
-        let limits = Limits::default();
+        let limits = Limits::from(&push.limits);
         let body = BodyLimit { max: push.max_body.0 as usize, timeout: limits.body_timeout, key: "push.max_body" };
         let state = PushState { allowed: allowed.clone(), body, commits };
         let app = Router::new()

@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::cen::content::NumOrString;
 use crate::cen::id::vgs_id;
+use crate::cen::jcs::json_error_message;
 use crate::cen::notification::compact_json;
 use crate::config::VGS_EVENTS;
 use crate::store::{Incoming, SOURCE_VGS};
@@ -283,7 +284,7 @@ fn lenient<T: serde::de::DeserializeOwned>(
 impl Event {
     /// Reads an event from its JSON text, leniently (see the module documentation).
     pub fn from_json(text: &str) -> Result<Event, EventError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| EventError::Json(syntax_message(&e)))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| EventError::Json(json_error_message(&e)))?;
         let Value::Object(mut map) = value else {
             return Err(EventError::NotAnObject);
         };
@@ -347,16 +348,6 @@ impl Event {
 /// Whether `name` is one of the VGS event names this build knows.
 pub fn is_known_event(name: &str) -> bool {
     VGS_EVENTS.contains(&name)
-}
-
-/// serde_json's message for a syntax error, which names a line and column but never the
-/// text; for a type error (which may quote a value) a fixed message.
-fn syntax_message(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => e.to_string(),
-        Category::Data => "not a JSON value".into(),
-    }
 }
 
 /// Parses a VGS time. RFC 3339 first (the envelope's `2024-01-18T23:49:31.809Z`); then the

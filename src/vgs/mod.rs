@@ -95,7 +95,7 @@ impl VgsEndpoint {
         }
         let _ =
             metrics.duplicates.get_or_create(&ViaLabels { source: SOURCE_VGS.into(), via: Via::Push.as_str().into() });
-        let limits = Limits::default();
+        let limits = Limits::from(&vgs.limits);
         let body = BodyLimit { max: vgs.max_body.0 as usize, timeout: limits.body_timeout, key: "vgs.max_body" };
         let state = VgsState { checks: checks.clone(), body, store };
         let app = Router::new()

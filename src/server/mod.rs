@@ -1,11 +1,18 @@
-//! Serving an inbound HTTP endpoint (push, VGS) over TLS — with or without client
+//! Serving an inbound HTTP endpoint (push, VGS, admin) over TLS — with or without client
 //! certificates — or plain HTTP, with the limits a public endpoint needs.
 //!
-//! Each accepted connection takes a permit (a cap on concurrent connections), gets a TLS
-//! handshake deadline, and is served by hyper (HTTP/1.1 keep-alive and HTTP/2) with a
-//! header-read deadline; the handler bounds the body read with [`BodyLimit`] (size and
-//! deadline). The TLS configuration is swappable: a SIGHUP loads new certificates for new
-//! connections while open ones go on.
+//! Invariants (the numbers are [`Limits`], configured per listener):
+//! - A connection must deliver a complete request head within `header_timeout` of its
+//!   accept — TLS handshake, HTTP/1-or-HTTP/2 detection and the HTTP/2 preface included —
+//!   and is closed after `idle_timeout` with no request; a request's body must arrive
+//!   within `body_timeout` ([`BodyLimit`]). [`connections`] keeps these deadlines.
+//! - At most `max_connections` are open; at the cap a new connection closes the one that
+//!   has gone longest without progress unless every one has a request being answered, so
+//!   idle or slow clients cannot keep a legitimate request out.
+//! - The TLS configuration is swappable: a SIGHUP loads new certificates for new
+//!   connections while open ones go on.
+
+mod connections;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,42 +25,50 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ListenerLimits;
 use crate::metrics::CodeLabels;
 
-/// Limits of one endpoint.
+/// Limits of one listener (`[push.limits]`, `[vgs.limits]`, `[admin.limits]`).
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more wait in the kernel's accept queue.
+    /// Connections open at once. At the cap a new connection closes one that is waiting,
+    /// or still sending a body, and has gone longest without progress; when every
+    /// connection has a request being answered, the new one waits in the accept queue.
     pub max_connections: usize,
-    /// A client must finish the TLS handshake within this.
-    pub handshake_timeout: Duration,
-    /// …and send a request's headers within this. hyper also applies it to a keep-alive
-    /// connection waiting for its next request: one idle this long is closed, which frees
-    /// its permit.
+    /// From accept to a complete first request head (TLS handshake included), and from
+    /// the first byte of a later HTTP/1 request head to its end.
     pub header_timeout: Duration,
-    /// …and its body within this ([`BodyLimit`]).
+    /// A connection with no request in flight is closed this long after its last answer.
+    pub idle_timeout: Duration,
+    /// A request body must arrive within this ([`BodyLimit`]); else `408`.
     pub body_timeout: Duration,
+}
+
+impl From<&ListenerLimits> for Limits {
+    fn from(l: &ListenerLimits) -> Self {
+        Limits {
+            max_connections: l.max_connections,
+            header_timeout: l.header_timeout.0,
+            idle_timeout: l.idle_timeout.0,
+            body_timeout: l.body_timeout.0,
+        }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_connections: 1024,
-            handshake_timeout: Duration::from_secs(10),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-        }
+        Limits::from(&ListenerLimits::default())
     }
 }
 
@@ -188,9 +203,14 @@ pub fn tls_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<A
 /// A TLS configuration that can be replaced while serving.
 pub type SharedTls = Arc<RwLock<Arc<ServerConfig>>>;
 
-/// Serves `app` on `listener` until `shutdown`, over TLS when `tls` is given. Requests carry
-/// a [`ClientIdentity`] extension (empty without client certificates). On shutdown, open
-/// connections finish their requests (up to 10 s).
+/// How long a connection closed for its deadline may take to say goodbye (HTTP/2 GOAWAY).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long open connections may take to finish their requests after a shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown`, over TLS when `tls` is given, within
+/// `limits`. Requests carry a [`ClientIdentity`] extension (empty without client
+/// certificates). On shutdown, open connections finish their requests (up to 10 s).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<SharedTls>,
@@ -198,17 +218,22 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(max));
+    let registry = Arc::new(connections::Registry::default());
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    // The head deadline is the connections module's, from the accept; hyper's own would
+    // start only after protocol detection and would also close idle keep-alive
+    // connections at header_timeout.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(128);
     let builder = Arc::new(builder);
+    let limits = Arc::new(limits);
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -221,55 +246,127 @@ pub async fn serve(
                 }
             },
         };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match make_room(&registry, &permits, &shutdown).await {
+                Some(permit) => permit,
+                None => break,
+            },
+        };
         let _ = stream.set_nodelay(true);
+        let registered = registry.register(permit);
         let tls = tls.as_ref().map(|t| t.read().expect("tls lock").clone());
-        let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let handshake_timeout = limits.handshake_timeout;
+        let (app, builder, limits, shutdown) = (app.clone(), builder.clone(), limits.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            match tls {
-                Some(config) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "TLS handshake refused");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let names = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|leaf| certificate_names(leaf))
-                        .unwrap_or_default();
-                    let service = with_identity(app, ClientIdentity { names });
-                    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                None => {
-                    let service = with_identity(app, ClientIdentity::default());
-                    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-            }
+            connection(stream, peer, tls, app, &builder, &limits, registered, shutdown).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+    // Every slot back means every connection has closed.
+    if tokio::time::timeout(SHUTDOWN_GRACE, permits.acquire_many(max as u32)).await.is_err() {
         tracing::warn!("connections still open 10 s after shutdown; closing them");
     }
 }
 
-fn with_identity(app: Router, identity: ClientIdentity) -> Router {
-    app.layer(axum::Extension(identity))
+/// At the cap: asks the connection that has gone longest without progress to give way,
+/// and waits for its slot (or, while every connection is busy, for one that can go).
+async fn make_room(
+    registry: &connections::Registry,
+    permits: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        let evictable = registry.evictable();
+        registry.evict_one();
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            permit = permits.clone().acquire_owned() => return Some(permit.expect("the semaphore is never closed")),
+            _ = evictable => {}
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, its deadline passes, it gives way
+/// at the cap, or the listener shuts down.
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
+    app: Router,
+    builder: &auto::Builder<TokioExecutor>,
+    limits: &Limits,
+    registered: connections::Registered,
+    shutdown: CancellationToken,
+) {
+    let (io, identity) = match tls {
+        Some(config) => {
+            let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+            let stream = tokio::select! {
+                accepted = handshake => match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                },
+                why = registered.closing(limits) => {
+                    tracing::debug!(%peer, ?why, "closed during the TLS handshake");
+                    return;
+                }
+                _ = shutdown.cancelled() => return,
+            };
+            let names = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|leaf| certificate_names(leaf))
+                .unwrap_or_default();
+            (Either::Left(stream), ClientIdentity { names })
+        }
+        None => (Either::Right(stream), ClientIdentity::default()),
+    };
+    let registered = Arc::new(registered);
+    let service = {
+        let registered = registered.clone();
+        hyper::service::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
+            let (parts, body) = request.into_parts();
+            let (guard, body) = registered.start_request(parts.version, body);
+            let mut request = axum::http::Request::from_parts(parts, Body::new(body));
+            request.extensions_mut().insert(identity.clone());
+            let app = app.clone();
+            async move {
+                let answer = tower::ServiceExt::oneshot(app, request).await;
+                drop(guard);
+                answer
+            }
+        })
+    };
+    let io = TokioIo::new(connections::Watched::new(io, &registered));
+    let http = builder.serve_connection(io, service);
+    tokio::pin!(http);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            // First: a request that has fully arrived starts (and protects the connection)
+            // before its deadline or eviction is looked at.
+            biased;
+            _ = &mut http => return,
+            why = registered.closing(limits) => {
+                tracing::debug!(%peer, ?why, "connection closed");
+                if why == connections::Close::Deadline {
+                    http.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(CLOSE_GRACE, &mut http).await;
+                }
+                return;
+            }
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                http.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 /// Binds `listen`, naming the config key in the error.
