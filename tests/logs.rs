@@ -96,7 +96,8 @@ async fn scenario(format: &str) -> String {
         let answer = answer.text().await.unwrap();
         assert!(!answer.contains(PAN), "the 400 answer quotes the card number: {answer}");
     }
-    let vgs_url = format!("http://127.0.0.1:{}/webhooks/vgs/account-updater", listening_port(&text, "vgs endpoint listening"));
+    let vgs_url =
+        format!("http://127.0.0.1:{}/webhooks/vgs/account-updater", listening_port(&text, "vgs endpoint listening"));
     for body in planted_vgs_bodies() {
         let signature = hex::encode(aws_lc_rs::hmac::sign(
             &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, VGS_SECRET.as_bytes()),
@@ -147,7 +148,9 @@ fn planted_push_bodies() -> Vec<Vec<u8>> {
         format!(r#""{PAN}""#),
         format!(r#"[{{"subject":"CLEARING","createdTimestamp":"{t}","content":{{"n":1e999999,"pan":"{PAN}"}}}}]"#),
         format!(r#"[{{"subject":"CLEARING","createdTimestamp":"{t}","content":{{"pan":"\uD800{PAN}"}}}}]"#),
-        format!(r#"[{{"subject":"CLEARING","createdTimestamp":"{t}","content":{{"pan":"{PAN}"}}}},{{"subject":"{PAN}"}}]"#),
+        format!(
+            r#"[{{"subject":"CLEARING","createdTimestamp":"{t}","content":{{"pan":"{PAN}"}}}},{{"subject":"{PAN}"}}]"#
+        ),
         format!(r#"[{{"{PAN}":"{PAN}""#),
         format!(r#"[{{"subject":"CLEARING","createdTimestamp":"{t}","content":{{"pan":"{PAN}"}}}}] {PAN}"#),
     ];
