@@ -88,7 +88,7 @@ async fn fill(store: &StoreHandle, count: u64) -> (Duration, usize) {
 
 /// Drains the sink's outbox; returns the time it took and the failures counted.
 async fn drain(config: &Config, store: &StoreHandle) -> (Duration, u64) {
-    let sink = cen_poller::sinks::build(config).unwrap().remove(0);
+    let sink = cen_poller::sinks::build(&config.sinks, config).unwrap().remove(0);
     let dispatcher = Dispatcher {
         store: store.clone(),
         sink,

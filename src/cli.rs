@@ -302,7 +302,7 @@ fn check_config(path: &Path) -> Result<ExitCode, CliError> {
     config.load_secrets()?;
     config.check_files()?;
     // Exit 2 like the other configuration errors: the sink's settings are wrong.
-    crate::sinks::check(&config).map_err(CliError::Usage)?;
+    crate::sinks::check(&config.sinks, &config).map_err(CliError::Usage)?;
     emit(&format!(
         "{}: OK ({} sink{}, push {}, vgs {})\n",
         path.display(),

@@ -9,13 +9,15 @@
 //! Secrets are given as files. A relative path is looked up first in
 //! `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`), then next to the config file.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
+
+pub use crate::sinks::SinkConfig;
+pub use crate::units::{Dur, Size, format_duration, parse_duration, parse_size};
 
 use crate::cen::keys::{KeyError, SigningKey};
 use crate::cen::oauth::Signer;
@@ -39,129 +41,6 @@ pub enum ConfigError {
     Secret { key: String, path: PathBuf, source: std::io::Error },
     #[error("{key}: secret file {path} is empty")]
     EmptySecret { key: String, path: PathBuf },
-}
-
-/// A duration written as `500ms`, `30s`, `15m`, `1h`, `7d` or a sum like `1h30m`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    pub const fn secs(s: u64) -> Self {
-        Dur(Duration::from_secs(s))
-    }
-    /// As a chrono delta, for arithmetic on timestamps.
-    pub fn delta(self) -> chrono::TimeDelta {
-        chrono::TimeDelta::from_std(self.0).unwrap_or(chrono::TimeDelta::MAX)
-    }
-    pub fn as_millis(self) -> i64 {
-        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-impl fmt::Debug for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", format_duration(self.0))
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", format_duration(self.0))
-    }
-}
-
-/// Formats a duration in the largest units that are exact: `90s` → `1m30s`.
-pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, len) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
-        if ms >= len {
-            out.push_str(&format!("{}{unit}", ms / len));
-            ms %= len;
-        }
-    }
-    out
-}
-
-/// Parses `30s`, `15m`, `1h30m`, `7d`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err =
-        || format!("invalid duration {s:?}: write a number and a unit (ms, s, m, h, d), e.g. \"30s\", \"15m\", \"7d\"");
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(err());
-    }
-    let mut total: u128 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(err());
-        }
-        let n: u128 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let ms = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total = total.checked_add(n.checked_mul(ms).ok_or_else(err)?).ok_or_else(err)?;
-    }
-    let total = u64::try_from(total).map_err(|_| err())?;
-    Ok(Duration::from_millis(total))
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A size written as `10MiB`, `512KiB`, `1GiB`, `100B`, or a plain number of bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-/// Parses `10MiB`, `64KiB`, `1GiB`, `1MB`, `100B`, `4096`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let err = || format!("invalid size {s:?}: write a number and a unit (B, KiB, MiB, GiB), e.g. \"10MiB\"");
-    let s = s.trim();
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..digits].parse().map_err(|_| err())?;
-    let mult: u64 = match s[digits..].trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "kB" | "KB" => 1000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return Err(err()),
-    };
-    n.checked_mul(mult).ok_or_else(err)
-}
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Size(n)),
-            Raw::S(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
-        }
-    }
 }
 
 /// The whole file.
@@ -460,7 +339,7 @@ pub enum LogFormat {
 }
 
 /// `[delivery]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// First retry delay after a failed delivery. Default `1s`.
@@ -475,93 +354,6 @@ pub struct DeliveryConfig {
     /// Age after which an undelivered notification becomes a dead letter. Default `7d`.
     #[serde(default = "d7d")]
     pub max_age: Dur,
-}
-
-/// One `[[sinks]]` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SinkConfig {
-    /// JSON Lines appended to a file, fsynced before acknowledging.
-    File {
-        name: String,
-        /// The file to append to.
-        path: PathBuf,
-        #[serde(default)]
-        subjects: Vec<String>,
-    },
-    /// POST of each record with Standard Webhooks signature headers.
-    Http {
-        name: String,
-        url: String,
-        /// File with the Standard Webhooks secret (`whsec_` + base64).
-        secret_file: Option<PathBuf>,
-        /// Per-request timeout. Default `10s`.
-        #[serde(default = "d10s")]
-        timeout: Dur,
-        /// Extra CA (PEM) to trust besides the system roots.
-        ca_file: Option<PathBuf>,
-        #[serde(default)]
-        subjects: Vec<String>,
-    },
-    /// Runs a command per notification with the record on standard input.
-    Command {
-        name: String,
-        command: Vec<String>,
-        /// Killed after this. Default `30s`.
-        #[serde(default = "d30s")]
-        timeout: Dur,
-        #[serde(default)]
-        subjects: Vec<String>,
-    },
-    /// Inserts into a PostgreSQL table, ignoring ids already there.
-    Postgres {
-        name: String,
-        /// The connection string; prefer `url_file`.
-        url: Option<String>,
-        /// A file holding the connection string.
-        url_file: Option<PathBuf>,
-        /// Default `cen_notifications`.
-        #[serde(default = "default_pg_table")]
-        table: String,
-        #[serde(default)]
-        subjects: Vec<String>,
-    },
-    /// Publishes to a NATS JetStream stream with `Nats-Msg-Id` = id.
-    Nats {
-        name: String,
-        url: String,
-        /// Default `CEN`.
-        #[serde(default = "default_nats_stream")]
-        stream: String,
-        /// Subject template; `{subject}` becomes the notification's subject. Default `cen.{subject}`.
-        #[serde(default = "default_nats_subject")]
-        subject: String,
-        #[serde(default)]
-        subjects: Vec<String>,
-    },
-}
-
-impl SinkConfig {
-    pub fn name(&self) -> &str {
-        match self {
-            SinkConfig::File { name, .. }
-            | SinkConfig::Http { name, .. }
-            | SinkConfig::Command { name, .. }
-            | SinkConfig::Postgres { name, .. }
-            | SinkConfig::Nats { name, .. } => name,
-        }
-    }
-
-    /// The subject filter; empty means every subject.
-    pub fn subjects(&self) -> &[String] {
-        match self {
-            SinkConfig::File { subjects, .. }
-            | SinkConfig::Http { subjects, .. }
-            | SinkConfig::Command { subjects, .. }
-            | SinkConfig::Postgres { subjects, .. }
-            | SinkConfig::Nats { subjects, .. } => subjects,
-        }
-    }
 }
 
 /// The seven CEN subjects (SPEC 10).
@@ -656,15 +448,6 @@ fn default_log_level() -> String {
 }
 fn default_max_attempts() -> u32 {
     50
-}
-fn default_pg_table() -> String {
-    "cen_notifications".into()
-}
-fn default_nats_stream() -> String {
-    "CEN".into()
-}
-fn default_nats_subject() -> String {
-    "cen.{subject}".into()
 }
 fn default_max_connections() -> usize {
     1024
@@ -849,27 +632,7 @@ impl Config {
                     ));
                 }
             }
-            match sink {
-                SinkConfig::Http { url, .. } if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                    return Err(invalid(&key("url"), "must be an http:// or https:// URL".into()));
-                }
-                SinkConfig::Command { command, .. } if command.is_empty() => {
-                    return Err(invalid(&key("command"), "must name a program".into()));
-                }
-                SinkConfig::Postgres { url, url_file, .. } if url.is_some() == url_file.is_some() => {
-                    return Err(invalid(&key("url_file"), "give exactly one of url_file and url".into()));
-                }
-                SinkConfig::Postgres { table, .. }
-                    if table.is_empty()
-                        || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
-                {
-                    return Err(invalid(&key("table"), format!("{table:?} is not a plain table name")));
-                }
-                SinkConfig::Nats { url, .. } if !url.starts_with("nats://") && !url.starts_with("tls://") => {
-                    return Err(invalid(&key("url"), "must be a nats:// or tls:// URL".into()));
-                }
-                _ => {}
-            }
+            sink.spec().validate().map_err(|(k, message)| invalid(&key(k), message))?;
         }
         Ok(())
     }
@@ -889,7 +652,7 @@ impl Config {
         self.path.parent().unwrap_or(Path::new(".")).join(p)
     }
 
-    /// Reads a secret file: its contents, trimmed.
+    /// Reads a secret file: its contents, trimmed; an empty one is an error.
     pub fn read_secret(&self, key: &str, p: &Path) -> Result<String, ConfigError> {
         let path = self.resolve(p);
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Secret {
@@ -952,18 +715,18 @@ impl Config {
                 self.read_secret("vgs.extra_signing_secret_files", f)?;
             }
         }
-        for (i, sink) in self.sinks.iter().enumerate() {
-            match sink {
-                SinkConfig::Http { secret_file: Some(f), .. } => {
-                    self.read_secret(&format!("sinks[{i}].secret_file"), f)?;
-                }
-                SinkConfig::Postgres { url_file: Some(f), .. } => {
-                    self.read_secret(&format!("sinks[{i}].url_file"), f)?;
-                }
-                _ => {}
-            }
-        }
         Ok(())
+    }
+}
+
+/// The sinks read their files the way the rest of the configuration does.
+impl crate::sinks::Files for Config {
+    fn resolve(&self, path: &Path) -> PathBuf {
+        Config::resolve(self, path)
+    }
+
+    fn read_secret(&self, key: &str, path: &Path) -> Result<String, String> {
+        Config::read_secret(self, key, path).map_err(|e| e.to_string())
     }
 }
 
@@ -1010,24 +773,6 @@ signing_key = "key.pem"
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/cen-poller/config.toml"))
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        for bad in ["", "30", "s", "3x", "-1s", "1.5h", "99999999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
-        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert!(parse_size("10 parsecs").is_err());
-        assert!(parse_size("99999999999GiB").is_err());
     }
 
     #[test]
@@ -1137,7 +882,7 @@ subject = "cen.{subject}"
         assert_eq!(c.push.as_ref().unwrap().max_body, Size(10 << 20));
         assert_eq!(c.log.format, LogFormat::Json);
         assert!(matches!(c.poll.first_start, FirstStart::At(_)));
-        assert!(matches!(&c.sinks[4], SinkConfig::Nats { stream, .. } if stream == "CEN"));
+        assert!(matches!(&c.sinks[4], SinkConfig::Nats(nats) if nats.stream == "CEN"));
     }
 
     /// An error's text, which must name the key and its line.

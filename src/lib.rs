@@ -23,4 +23,5 @@ pub mod sinks;
 pub mod status;
 pub mod store;
 pub mod systemd;
+pub mod units;
 pub mod vgs;

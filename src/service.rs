@@ -94,16 +94,22 @@ struct SinkSet {
 
 struct SinkTask {
     /// What the dispatcher was built from: a SIGHUP with a different one restarts it.
-    fingerprint: String,
+    fingerprint: Fingerprint,
     active: ActiveSink,
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
 }
 
-/// What tells whether a sink must be rebuilt on SIGHUP: its settings and `[delivery]`.
-/// (Only compared, never logged: it may hold a connection string.)
-fn fingerprint(sink: &SinkConfig, config: &Config) -> String {
-    format!("{sink:?}\n{:?}", config.delivery)
+/// What tells whether a sink must be rebuilt on SIGHUP: its entry and `[delivery]`,
+/// compared field by field. (Never logged: it may hold a connection string.)
+#[derive(PartialEq)]
+struct Fingerprint {
+    sink: SinkConfig,
+    delivery: crate::config::DeliveryConfig,
+}
+
+fn fingerprint(sink: &SinkConfig, config: &Config) -> Fingerprint {
+    Fingerprint { sink: sink.clone(), delivery: config.delivery.clone() }
 }
 
 /// Starts the dispatcher of `sink`; when `after` is given (the previous dispatcher of the
@@ -241,9 +247,7 @@ impl Running {
                 if set.running.iter().any(|t| t.active.sink.name() == s.name() && t.fingerprint == fp) {
                     return Ok(Planned::Keep);
                 }
-                let one = Config { sinks: vec![s.clone()], ..config.clone() };
-                let mut built = sinks::build(&one)?;
-                built.pop().map(Planned::Build).ok_or_else(|| format!("sink {:?} could not be built", s.name()))
+                s.spec().build(config).map(Planned::Build)
             })
             .collect()
     }
@@ -340,7 +344,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
     let mut running_sinks = Vec::new();
-    for (sink, sink_config) in sinks::build(config)?.into_iter().zip(&config.sinks) {
+    for (sink, sink_config) in sinks::build(&config.sinks, config)?.into_iter().zip(&config.sinks) {
         let stop = shutdown.child_token();
         let (active, handle) = spawn_sink(&store, sink, &owner, settings.clone(), stop.clone(), None, &liveness);
         running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
@@ -412,7 +416,7 @@ pub fn start_dispatchers(
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
     let mut out = Vec::new();
-    for sink in sinks::build(config)? {
+    for sink in sinks::build(&config.sinks, config)? {
         let counters = Arc::new(store.metrics().sink(sink.name()));
         let dispatcher = Dispatcher {
             store: store.clone(),

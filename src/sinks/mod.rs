@@ -1,21 +1,22 @@
-//! Where notifications leave cen-poller: one file per sink kind behind the [`Sink`] trait,
+//! Where notifications leave cen-poller: one folder per sink kind behind the [`Sink`] trait,
 //! and the [`dispatcher`] that feeds each sink from its outbox.
+//!
+//! Adding a kind: a folder `sinks/<kind>/` with the sink, its `Config` and its
+//! [`SinkSpec`], and one line in [`sink_kinds!`] below. Nothing else changes: the
+//! configuration, `check-config`, the daemon and SIGHUP go through [`SinkConfig`].
 //!
 //! A sink gets a batch of records (SPEC 6, already serialised) and says, per record,
 //! whether it was delivered, should be retried, or can never be delivered (a dead letter).
 //! A sink never touches the store: acknowledging is the dispatcher's job, after the sink
 //! has made the records durable on its side.
 
-pub mod command;
 pub mod dispatcher;
-pub mod file;
-pub mod http;
-pub mod nats;
-pub mod postgres;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::config::SinkConfig;
 use crate::store::Leased;
 
 /// Why a record was not delivered.
@@ -45,45 +46,100 @@ pub trait Sink: Send + Sync {
     fn reopen(&self) {}
 }
 
-/// Checks every sink of a configuration as far as can be done without touching its
-/// destination (`check-config`): connection strings, TLS files and secrets, subject
-/// templates, command paths; a file sink's path must not be a directory. Nothing is
-/// connected to and no file is created. The first problem, naming the sink.
-pub fn check(config: &crate::config::Config) -> Result<(), String> {
-    for s in &config.sinks {
-        match s {
-            SinkConfig::File { name, path, .. } => {
-                let path = config.resolve(path);
-                if path.is_dir() {
-                    return Err(format!("file sink {name:?}: {} is a directory, not a file", path.display()));
-                }
-            }
-            SinkConfig::Http { .. } => drop(http::HttpSink::from_config(config, s)?),
-            SinkConfig::Command { .. } => drop(command::CommandSink::from_config(config, s)?),
-            SinkConfig::Postgres { .. } => drop(postgres::PostgresSink::from_config(config, s)?),
-            SinkConfig::Nats { .. } => drop(nats::NatsSink::from_config(s)?),
-        }
-    }
-    Ok(())
+/// How a sink reads the files its entry names. The configuration implements it: relative
+/// paths are looked up in `$CREDENTIALS_DIRECTORY`, then next to the configuration file; a
+/// secret file's contents are trimmed and must not be empty.
+pub trait Files {
+    /// The path `path` of the configuration stands for.
+    fn resolve(&self, path: &Path) -> PathBuf;
+    /// The trimmed contents of the secret file `path`; errors name `key` and the file.
+    fn read_secret(&self, key: &str, path: &Path) -> Result<String, String>;
 }
 
-/// Builds the sinks of a configuration.
-pub fn build(config: &crate::config::Config) -> Result<Vec<std::sync::Arc<dyn Sink>>, String> {
-    config
-        .sinks
-        .iter()
-        .map(|s| -> Result<std::sync::Arc<dyn Sink>, String> {
-            match s {
-                SinkConfig::File { name, path, .. } => {
-                    Ok(std::sync::Arc::new(file::FileSink::open(name, &config.resolve(path))?))
+/// What every sink kind's `[[sinks]]` entry provides. A kind's folder holds its `Config`
+/// (serde, `deny_unknown_fields`, every key documented with its default), this
+/// implementation, the sink itself and their tests; [`sink_kinds!`] registers it.
+pub trait SinkSpec: std::fmt::Debug + Send + Sync {
+    /// The entry's `name` (unique; checked by the configuration).
+    fn name(&self) -> &str;
+    /// The entry's `subjects` filter; empty means every subject.
+    fn subjects(&self) -> &[String];
+    /// Checks the entry's values alone, touching no file: the key (below `sinks[i].`) and
+    /// what is wrong with it.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+    /// `check-config`: everything that can be checked without reaching the destination or
+    /// creating anything — files, secrets, connection strings, templates. Default: build the
+    /// sink (which connects to nothing) and drop it.
+    fn check(&self, files: &dyn Files) -> Result<(), String> {
+        self.build(files).map(drop)
+    }
+    /// Builds the sink. Connects to nothing: connections are made at the first delivery.
+    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, String>;
+}
+
+/// The registration of the sink kinds: `Variant(folder) = "type"` declares the module and
+/// makes `type = "…"` in a `[[sinks]]` entry pick that folder's `Config`.
+macro_rules! sink_kinds {
+    ($($variant:ident($kind:ident) = $type_name:literal,)*) => {
+        $(pub mod $kind;)*
+
+        /// One `[[sinks]]` entry: `type` picks the kind; the other keys are that kind's
+        /// `Config`, where unknown keys are errors.
+        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        #[serde(tag = "type")]
+        pub enum SinkConfig {
+            $(#[serde(rename = $type_name)] $variant($kind::Config),)*
+        }
+
+        impl SinkConfig {
+            /// The kind's contract.
+            pub fn spec(&self) -> &dyn SinkSpec {
+                match self {
+                    $(SinkConfig::$variant(c) => c,)*
                 }
-                SinkConfig::Http { .. } => Ok(std::sync::Arc::new(http::HttpSink::from_config(config, s)?)),
-                SinkConfig::Command { .. } => Ok(std::sync::Arc::new(command::CommandSink::from_config(config, s)?)),
-                SinkConfig::Postgres { .. } => Ok(std::sync::Arc::new(postgres::PostgresSink::from_config(config, s)?)),
-                SinkConfig::Nats { .. } => Ok(std::sync::Arc::new(nats::NatsSink::from_config(s)?)),
             }
-        })
-        .collect()
+
+            /// The `type` of the entry.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(SinkConfig::$variant(_) => $type_name,)*
+                }
+            }
+        }
+    };
+}
+
+sink_kinds! {
+    File(file) = "file",
+    Http(http) = "http",
+    Command(command) = "command",
+    Postgres(postgres) = "postgres",
+    Nats(nats) = "nats",
+}
+
+impl SinkConfig {
+    /// The entry's `name`.
+    pub fn name(&self) -> &str {
+        self.spec().name()
+    }
+
+    /// The entry's subject filter; empty means every subject.
+    pub fn subjects(&self) -> &[String] {
+        self.spec().subjects()
+    }
+}
+
+/// Checks every sink entry as far as can be done without touching its destination
+/// (`check-config`). The first problem, naming the sink.
+pub fn check(entries: &[SinkConfig], files: &dyn Files) -> Result<(), String> {
+    entries.iter().try_for_each(|s| s.spec().check(files))
+}
+
+/// Builds the sinks of the entries, in order.
+pub fn build(entries: &[SinkConfig], files: &dyn Files) -> Result<Vec<Arc<dyn Sink>>, String> {
+    entries.iter().map(|s| s.spec().build(files)).collect()
 }
 
 /// A leased row for the sinks' unit tests: seq 1, first attempt, record `{"id":…}`.

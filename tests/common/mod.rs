@@ -98,7 +98,7 @@ path = "notifications.jsonl"
     /// Delivers everything queued for the file sink, in-process.
     pub async fn deliver_all(&self, store: &StoreHandle) -> u64 {
         let config = self.config();
-        let sinks = cen_poller::sinks::build(&config).unwrap();
+        let sinks = cen_poller::sinks::build(&config.sinks, &config).unwrap();
         let dispatcher = Dispatcher {
             store: store.clone(),
             sink: sinks[0].clone(),

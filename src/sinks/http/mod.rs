@@ -20,6 +20,10 @@
 //! - A batch's records are sent concurrently (at most [`MAX_IN_FLIGHT`]), each outcome is
 //!   reported for its own record.
 
+mod config;
+
+pub use config::Config;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -31,7 +35,6 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::{Outcomes, Sink, SinkError};
-use crate::config::{Config, SinkConfig};
 use crate::store::Leased;
 
 /// Requests of one batch in flight at once: enough to hide a receiver's latency, few enough
@@ -72,32 +75,6 @@ pub struct HttpOptions {
 }
 
 impl HttpSink {
-    /// Builds the sink of an `http` entry of `config`: reads its secret and CA files.
-    pub fn from_config(config: &Config, sink: &SinkConfig) -> Result<HttpSink, String> {
-        let SinkConfig::Http { name, url, secret_file, timeout, ca_file, .. } = sink else {
-            return Err(format!("sink {:?} is not an http sink", sink.name()));
-        };
-        if timeout.0.is_zero() {
-            return Err(format!("sink {name:?}: timeout must be more than 0s"));
-        }
-        let secret = match secret_file {
-            Some(f) => Some((
-                config.read_secret(&format!("sink {name:?}: secret_file"), f).map_err(|e| e.to_string())?,
-                config.resolve(f),
-            )),
-            None => None,
-        };
-        let ca_pem = match ca_file {
-            Some(f) => {
-                let path = config.resolve(f);
-                let pem = std::fs::read(&path)
-                    .map_err(|e| format!("sink {name:?}: cannot read ca_file {}: {e}", path.display()))?;
-                Some((pem, path))
-            }
-            None => None,
-        };
-        HttpSink::new(name, HttpOptions { url: url.clone(), secret, timeout: timeout.0, ca_pem })
-    }
 
     /// Builds the sink; fails (naming the sink and the key) on a bad URL, secret or CA file.
     pub fn new(name: &str, options: HttpOptions) -> Result<HttpSink, String> {

@@ -16,6 +16,10 @@
 //! - A run counts as finished when the program exits; a background process it left holding
 //!   standard error open delays that by [`STDERR_GRACE`] at most.
 
+mod config;
+
+pub use config::Config;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -25,7 +29,6 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Outcomes, Sink, SinkError};
-use crate::config::{Config, SinkConfig};
 use crate::store::Leased;
 
 /// Runs of one sink at once: enough to overlap a handler's start-up cost, few enough not to
@@ -54,20 +57,6 @@ pub struct CommandSink {
 }
 
 impl CommandSink {
-    /// Builds the sink of a `command` entry of `config`. A relative program path with a
-    /// `/` in it (`bin/handler`) is resolved next to the configuration file like every other
-    /// path there; a bare name (`handler`) is looked up in `PATH`.
-    pub fn from_config(config: &Config, sink: &SinkConfig) -> Result<CommandSink, String> {
-        let SinkConfig::Command { name, command, timeout, .. } = sink else {
-            return Err(format!("sink {:?} is not a command sink", sink.name()));
-        };
-        let Some(first) = command.first() else {
-            return Err(format!("sink {name:?}: command must name a program"));
-        };
-        let program = PathBuf::from(first);
-        let program = if program.components().count() > 1 { config.resolve(&program) } else { program };
-        CommandSink::new(name, command, program, timeout.0)
-    }
 
     /// `argv[0]` is the program (already resolved by the caller), the rest its arguments.
     pub fn new(name: &str, argv: &[String], program: PathBuf, timeout: Duration) -> Result<CommandSink, String> {

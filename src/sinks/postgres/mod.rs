@@ -23,6 +23,10 @@
 //! The connection string is never logged (it may hold the password); messages name the
 //! hosts, database and user instead.
 
+mod config;
+
+pub use config::Config;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -39,7 +43,6 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream}
 use tokio_postgres::{Client, NoTls, Socket, Statement};
 
 use super::{Outcomes, Sink, SinkError};
-use crate::config::{Config, SinkConfig};
 use crate::store::Leased;
 
 /// Records per statement: large enough that a backlog drains at thousands per second, small
@@ -80,22 +83,6 @@ enum Failure {
 }
 
 impl PostgresSink {
-    /// Builds the sink of a `[[sinks]]` entry of type `postgres`: reads `url_file`, parses
-    /// the connection string and the table name. Connects later, at the first delivery.
-    pub fn from_config(config: &Config, sink: &SinkConfig) -> Result<PostgresSink, String> {
-        let SinkConfig::Postgres { name, url, url_file, table, .. } = sink else {
-            return Err(format!("sink {:?} is not a postgres sink", sink.name()));
-        };
-        let dsn = match (url, url_file) {
-            (Some(url), _) => url.clone(),
-            (None, Some(file)) => {
-                let index = config.sinks.iter().position(|s| s.name() == name).unwrap_or(0);
-                config.read_secret(&format!("sinks[{index}].url_file"), file).map_err(|e| e.to_string())?
-            }
-            (None, None) => return Err(format!("postgres sink {name:?}: give url_file (or url)")),
-        };
-        PostgresSink::new(name, &dsn, table, |p| config.resolve(p))
-    }
 
     /// A sink for connection string `dsn` (key=value or `postgres://` URL) and `table`
     /// (`name` or `schema.name`); relative `sslrootcert` paths go through `resolve`.

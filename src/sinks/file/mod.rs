@@ -13,6 +13,10 @@
 //!   processes appending to it (the daemon and a `--backfill`) never interleave their
 //!   batches, and the torn-line check never sees the other's write half done.
 
+mod config;
+
+pub use config::Config;
+
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};

@@ -21,6 +21,10 @@
 //!
 //! The URL may hold a user and password; messages show it without them.
 
+mod config;
+
+pub use config::Config;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
@@ -28,7 +32,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use super::{Outcomes, Sink, SinkError};
-use crate::config::SinkConfig;
 use crate::store::Leased;
 
 /// Records per batch; JetStream takes them as concurrent publishes.
@@ -56,14 +59,6 @@ struct Connected {
 }
 
 impl NatsSink {
-    /// Builds the sink of a `[[sinks]]` entry of type `nats`. Connects later, at the first
-    /// delivery.
-    pub fn from_config(sink: &SinkConfig) -> Result<NatsSink, String> {
-        let SinkConfig::Nats { name, url, stream, subject, .. } = sink else {
-            return Err(format!("sink {:?} is not a nats sink", sink.name()));
-        };
-        NatsSink::new(name, url, stream, subject)
-    }
 
     /// A sink publishing to `stream` on the server(s) at `url` (comma-separated), on
     /// subjects made from `template`.
