@@ -10,6 +10,7 @@ pub mod cen;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod operations;

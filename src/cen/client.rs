@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::notification::{Notification, NotificationError, RawPage, Scratch, format_timestamp};
 use super::oauth::{Signer, encode_query_value};
-use super::tape::{self, Tape, skip_ws};
+use crate::json::tape::{self, Tape, skip_ws};
 
 /// One `GET /notifications` request.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 use aws_lc_rs::digest;
 use serde_json::Value;
 
-use super::jcs::{self, Node};
+use crate::json::canonical::{self as jcs, Node};
 
 /// The member that differs between the push copy and the pulled copy.
 pub(crate) const PUSH_STATUS: &str = "pushStatus";

@@ -5,18 +5,17 @@
 //! - [`client`] calls `GET /notifications` and turns every answer into a page or a typed error;
 //! - [`notification`] is the envelope every notification arrives in (push or pull), and
 //!   [`id`] the stable id that makes a push copy and a pull copy one notification (its
-//!   canonical JSON written by [`jcs`]); on the hot path both are computed from `tape`, a
-//!   one-pass tokenizer that defers to them whenever it is not certain;
+//!   canonical JSON written by [`crate::json::canonical`]); on the hot path both are
+//!   computed from `crate::json::tape`, a one-pass tokenizer that defers to them whenever
+//!   it is not certain;
 //! - [`content`] holds typed structs for the seven subjects' content.
 
 pub mod client;
 pub mod content;
 pub mod id;
-pub mod jcs;
 pub mod keys;
 pub mod notification;
 pub mod oauth;
-pub(crate) mod tape;
 
 /// How long Mastercard keeps a notification pollable (SPEC 10: "subject to change").
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);

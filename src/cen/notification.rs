@@ -12,8 +12,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::id::{IdError, PUSH_STATUS, id_of_canonical, notification_id_of};
-use super::jcs::{Node, json_error_message};
-use super::tape::{self, Tape, skip_ws};
+use crate::json::canonical::Node;
+use crate::json::error_message as json_error_message;
+use crate::json::tape::{self, Tape, skip_ws};
 
 /// One notification, checked and identified.
 #[derive(Debug, Clone, PartialEq)]

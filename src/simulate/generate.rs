@@ -14,6 +14,7 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::cen::notification::{format_timestamp, format_utc, push_two_digits};
+use crate::json::escape::push_json_str;
 
 /// The seven CEN subjects, in the order their bit appears in a subject mask.
 pub const SUBJECTS: [&str; 7] = [
@@ -433,7 +434,7 @@ impl<'a> Obj<'a> {
                 if n > 0 {
                     self.out.push(',');
                 }
-                write_json_string(self.out, k);
+                push_json_str(self.out, k);
                 self.out.push(':');
                 self.out.push_str(v);
             }
@@ -454,7 +455,7 @@ impl<'a> Obj<'a> {
                     self.out.push(',');
                 }
                 self.first = false;
-                write_json_string(self.out, k);
+                push_json_str(self.out, k);
                 self.out.push(':');
                 write(self.out);
             }
@@ -462,7 +463,7 @@ impl<'a> Obj<'a> {
     }
 
     fn str(&mut self, k: &str, v: &str) {
-        self.member(k, |out| write_json_string(out, v));
+        self.member(k, |out| push_json_str(out, v));
     }
 
     fn int(&mut self, k: &str, v: u64) {
@@ -508,7 +509,7 @@ impl<'a> Obj<'a> {
                 if n > 0 {
                     out.push(',');
                 }
-                write_json_string(out, v);
+                push_json_str(out, v);
             }
             out.push(']');
         });
@@ -539,62 +540,6 @@ impl<'a> Obj<'a> {
             out.push(']');
         });
     }
-}
-
-/// Writes `s` as a JSON string literal.
-pub(crate) fn write_json_string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(s.len() + 2);
-    out.push('"');
-    // Strings without anything to escape (nearly all) are copied whole.
-    if !needs_escape(s.as_bytes()) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // `i` is at an ASCII byte, so both slices end on character boundaries.
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-/// Whether `bytes` holds a byte JSON must escape. Tested 16 bytes at a time as fixed-size
-/// blocks (the tail padded with spaces), which the compiler turns into vector compares: a
-/// loop over the bytes was a fifth of the simulator's CPU in the backfill benchmark.
-fn needs_escape(bytes: &[u8]) -> bool {
-    fn block(b: &[u8; 16]) -> bool {
-        b.iter().fold(false, |hit, &c| hit | (c < 0x20) | (c == b'"') | (c == b'\\'))
-    }
-    let mut blocks = bytes.chunks_exact(16);
-    for b in &mut blocks {
-        if block(b.try_into().expect("16 bytes")) {
-            return true;
-        }
-    }
-    let tail = blocks.remainder();
-    let mut padded = [b' '; 16];
-    padded[..tail.len()].copy_from_slice(tail);
-    block(&padded)
 }
 
 // Invented reference data: plausible, not taken from any real party.
@@ -1196,34 +1141,6 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_are_escaped_as_before() {
-        // The character-by-character version this replaced.
-        fn reference(s: &str) -> String {
-            let mut out = String::from('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-            out
-        }
-        let mut all: String = (0u32..0x80).filter_map(char::from_u32).collect();
-        all.push_str("é€😀\u{2028} plain");
-        for s in [all.as_str(), "", "\"", "\\", "a\u{1}b", "ü\n", "NORTHGATE OFFICE SUPPLY"] {
-            let mut out = String::new();
-            write_json_string(&mut out, s);
-            assert_eq!(out, reference(s), "{s:?}");
-        }
-    }
-
-    #[test]
     fn creation_times_never_decrease_and_first_at_or_after_inverts_them() {
         for rate in [0.01, 1.0, 3.7, 1000.0, 25_000.0] {
             let s = stream(rate, Some(5000));
@@ -1316,12 +1233,5 @@ mod tests {
         let plain: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json_canonicalizer::to_string(&plain).unwrap(), text);
         assert_eq!(text, r#"{"a":123.4,"b":123.05,"big":9007199254740992,"c":12}"#);
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        let mut out = String::new();
-        write_json_string(&mut out, "a\"b\\c\n\u{1}é");
-        assert_eq!(out, r#""a\"b\\c\n\u0001é""#);
     }
 }

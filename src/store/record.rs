@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 /// String members are escaped as the canonical JSON writer escapes them, which is how
 /// `serde_json` does (tested below).
-pub(super) use crate::cen::jcs::push_json_str;
+pub(super) use crate::json::escape::push_json_str;
 
 /// The stored columns a record is made of.
 pub(super) struct RecordFields<'a> {

@@ -30,9 +30,9 @@ use serde_json::{Map, Value};
 
 use crate::cen::content::NumOrString;
 use crate::cen::id::vgs_id;
-use crate::cen::jcs::json_error_message;
 use crate::cen::notification::compact_json;
 use crate::config::VGS_EVENTS;
+use crate::json::error_message as json_error_message;
 use crate::store::{Incoming, SOURCE_VGS};
 
 /// Enrollment-failure reason codes the Account Updater pages document

@@ -25,6 +25,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use super::escape::push_json_str;
+
 /// A parsed JSON value whose strings borrow from the text when they can.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node<'a> {
@@ -87,18 +89,6 @@ pub struct NotFinite;
 impl fmt::Display for NotFinite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("NaN and +/-Infinity are not permitted in JSON")
-    }
-}
-
-/// serde_json's message for a syntax error, which names a line and column but never the
-/// text; for a type error, which may quote a value from the body, a fixed message. Every
-/// error about a received body goes through this: it is logged and returned to the sender,
-/// and the body may carry card numbers (SPEC G6).
-pub fn json_error_message(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => e.to_string(),
-        Category::Data => "not a JSON value of the expected shape".into(),
     }
 }
 
@@ -166,52 +156,6 @@ pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
         Some(i) if x[i] < 0xEE || y[i] < 0xEE => x[i].cmp(&y[i]),
         Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
     }
-}
-
-/// Appends `s` as a JSON string literal, escaped the way serde_json does: `"` and `\`, the
-/// short escapes `\b \t \n \f \r`, and `\u00xx` (lower-case hex) for the other control
-/// characters; everything else, non-ASCII included, as is. RFC 8785 escapes the same way,
-/// and the SPEC 6 record (`store::record`) uses it too.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let bytes = s.as_bytes();
-    // Almost every string needs no escape; this test has no early exit per byte, so it
-    // runs 16 bytes at a time.
-    let clean = bytes
-        .chunks(16)
-        .all(|chunk| !chunk.iter().fold(false, |hit, &b| hit | (b < 0x20) | (b == b'"') | (b == b'\\')));
-    if clean {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            0x08 => "\\b",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            0x0c => "\\f",
-            b'\r' => "\\r",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // `i` is at an ASCII byte, so both slices end on character boundaries.
-        out.push_str(s.get(start..i).unwrap_or_default());
-        if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(short);
-        }
-        start = i + 1;
-    }
-    out.push_str(s.get(start..).unwrap_or_default());
-    out.push('"');
 }
 
 // --- Parsing with serde_json's parser ------------------------------------------------------
@@ -351,7 +295,7 @@ pub(crate) mod tests {
         out
     }
 
-    /// Also the fast path's test cases (`cen::tape`).
+    /// Also the fast path's test cases (`json::tape`).
     pub(crate) const CASES: &[&str] = &[
         r#"{"b":false,"c":12e1,"a":"Hello!"}"#,
         r#"{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001,-0,-0.0,0.0,1e21,1e20,123456789012345678901234567890,-9007199254740993,18446744073709551615,5e-324,1.7976931348623157e308]}"#,

@@ -1,9 +1,9 @@
 //! A one-pass JSON tokenizer for the notification hot path, and the canonical form (RFC 8785
-//! without nulls, as [`super::jcs`] writes it) computed from its tokens.
+//! without nulls, as [`super::canonical`] writes it) computed from its tokens.
 //!
 //! Why it exists: reading a `GET /notifications` page was the poller's largest CPU cost.
 //! The general path parses the page with serde_json into raw items, then parses each item
-//! again into a [`super::jcs::Node`] tree (a `Vec` per object and array: most of the time
+//! again into a [`super::canonical::Node`] tree (a `Vec` per object and array: most of the time
 //! went to malloc and free) and scans its text a third time to remove whitespace. Here one
 //! pass over the bytes fills a flat, reusable array of tokens — each container knows where
 //! its subtree ends, each value knows its byte span — and records whether any insignificant
@@ -16,7 +16,7 @@
 //! messages. The invariant every caller relies on:
 //!
 //! **If [`Tape::parse`] accepts a text, `serde_json::from_str` accepts it too (as a
-//! [`super::jcs::Node`] and, inside a page, as a `RawValue`), with the same values.**
+//! [`super::canonical::Node`] and, inside a page, as a `RawValue`), with the same values.**
 //!
 //! Hence what is deferred: nesting deeper than asked (serde_json stops at 128 levels),
 //! control bytes inside strings, `\u` escapes of lone surrogates, numbers beyond the
@@ -31,11 +31,11 @@
 
 use std::cmp::Ordering;
 
-use super::jcs::{Node, cmp_utf16, push_json_str};
+use super::canonical::{Node, cmp_utf16};
+use super::escape::push_json_str;
 
-/// The deepest nesting [`Tape::parse`] is asked to take for one notification: serde_json
-/// refuses a 128th level (its `remaining_depth` starts at 128 and fails on reaching 0).
-pub(crate) const MAX_DEPTH: usize = 127;
+/// The deepest nesting [`Tape::parse`] is asked to take for a whole document.
+pub(crate) const MAX_DEPTH: usize = super::MAX_DEPTH;
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +414,7 @@ impl Tape {
 
     /// Appends the RFC 8785 form of the value `at` to `out`, leaving out — recursively —
     /// every member whose value is null and, in the object `at` itself, the members named
-    /// in `drop_top`: what [`super::jcs::write_canonical_without_nulls`] writes for the same
+    /// in `drop_top`: what [`super::canonical::write_canonical_without_nulls`] writes for the same
     /// text. `None` (with `out` partly written) when this cannot be done with certainty: a
     /// member name repeated within an object, or a number serde_json refuses.
     ///
@@ -716,8 +716,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::cen::jcs::write_canonical_without_nulls;
     use crate::cen::notification::{Notification, Scratch};
+    use crate::json::canonical::write_canonical_without_nulls;
 
     /// Checks the fast path against the general path on `text` and returns whether the fast
     /// path took it:
@@ -770,7 +770,7 @@ mod tests {
     #[test]
     fn fast_path_matches_the_general_path_on_the_jcs_cases() {
         let mut scratch = Scratch::default();
-        for case in crate::cen::jcs::tests::CASES {
+        for case in crate::json::canonical::tests::CASES {
             // Not notifications (no subject): checked for the tape and the canonical form.
             assert!(!check(case, &mut scratch));
             let text = with_content(case);
@@ -778,7 +778,7 @@ mod tests {
         }
         // The plain ones and the escaped ones are taken, not deferred.
         for case in [0, 1, 2, 3, 5, 9] {
-            let text = with_content(crate::cen::jcs::tests::CASES[case]);
+            let text = with_content(crate::json::canonical::tests::CASES[case]);
             assert!(check(&text, &mut scratch), "case {case} deferred");
         }
     }
@@ -893,6 +893,114 @@ mod tests {
         // Optional members that are not strings are absent, as in the general path.
         let text = r#"{"subject":"X","createdTimestamp":"2026-11-22T10:00:00+01:00","content":0,"pushStatus":7,"subscriptionName":null}"#;
         assert!(check(text, &mut scratch));
+    }
+
+    /// JSON texts of any shape: scalars of every spelling the grammar allows (long and
+    /// huge numbers, every escape, surrogate pairs and lone surrogates, raw control bytes)
+    /// in arrays and objects up to eight levels deep, with repeated member names.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            "[a-zA-Z0-9 é😀]{0,5}",
+            Just("\\n".to_owned()),
+            Just("\\\"".to_owned()),
+            Just("\\\\".to_owned()),
+            Just("\\/".to_owned()),
+            Just("\\b".to_owned()),
+            Just("\\f".to_owned()),
+            "\\\\u[0-9a-fA-F]{4}",
+            Just("\\uD83D\\uDE00".to_owned()),
+            Just("\\uDE00".to_owned()),
+            Just("\u{1}".to_owned()),
+            Just("\u{1f}".to_owned()),
+        ];
+        let string = proptest::collection::vec(piece, 0..5).prop_map(|p| format!("\"{}\"", p.concat()));
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(|x| x.to_string()),
+            "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+            string.clone(),
+        ];
+        leaf.prop_recursive(8, 64, 6, move |inner| {
+            let key = prop_oneof![string.clone(), Just("\"a\"".to_owned()), Just("\"content\"".to_owned())];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((key, inner, "[ \n\t]{0,2}"), 0..6).prop_map(|m| {
+                    let members: Vec<String> = m.iter().map(|(k, v, ws)| format!("{k}{ws}:{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    /// Applies one to three byte edits — delete, insert a byte that matters to JSON, flip a
+    /// bit, truncate — and keeps the result only if it is still UTF-8.
+    fn mutated(text: &str, edits: &[(usize, u8, u8)]) -> Option<String> {
+        const NASTY: &[u8] = b"\"\\{}[],:0-+.eE \x00\x1f";
+        let mut b = text.as_bytes().to_vec();
+        for &(at, kind, pick) in edits {
+            if b.is_empty() {
+                break;
+            }
+            let at = at % b.len();
+            match kind % 4 {
+                0 => drop(b.remove(at)),
+                1 => b.insert(at, NASTY[usize::from(pick) % NASTY.len()]),
+                2 => b[at] ^= 1 << (pick % 7),
+                _ => b.truncate(at),
+            }
+        }
+        String::from_utf8(b).ok()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// The tape accepts only what serde_json accepts, with the same value (canonical
+        /// form), and a notification read by the fast path is the general path's.
+        #[test]
+        fn generated_json_is_read_as_serde_json_reads_it(text in json_text()) {
+            let mut scratch = Scratch::default();
+            check(&text, &mut scratch);
+            check(&with_content(&text), &mut scratch);
+        }
+
+        #[test]
+        fn mutated_json_is_refused_deferred_or_read_as_serde_json_reads_it(
+            text in json_text(),
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), 0u8..4, proptest::prelude::any::<u8>()), 1..4),
+        ) {
+            let mut scratch = Scratch::default();
+            for text in [text.clone(), with_content(&text)] {
+                if let Some(m) = mutated(&text, &edits) {
+                    check(&m, &mut scratch);
+                }
+            }
+        }
+
+        /// Nesting around the limit, of arrays and objects mixed: taken only where serde_json
+        /// takes it.
+        #[test]
+        fn deep_nesting_is_refused_where_serde_json_refuses_it(depth in 100usize..140, kinds in proptest::prelude::any::<u64>()) {
+            let (mut open, mut close) = (String::new(), String::new());
+            for level in 0..depth {
+                if kinds.rotate_left(level as u32) & 1 == 0 {
+                    open.push('[');
+                    close.insert(0, ']');
+                } else {
+                    open.push_str("{\"k\":");
+                    close.insert(0, '}');
+                }
+            }
+            let text = format!("{open}1{close}");
+            let mut tape = Tape::default();
+            let taken = tape.parse(&text, 0, MAX_DEPTH).is_some();
+            proptest::prop_assert_eq!(taken, serde_json::from_str::<Value>(&text).is_ok(), "depth {}", depth);
+            proptest::prop_assert_eq!(taken, depth <= MAX_DEPTH);
+        }
     }
 
     #[test]
