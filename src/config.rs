@@ -187,6 +187,10 @@ pub struct Config {
     /// Where notifications go. Without sinks they are stored (and replayable) only.
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    /// Subscriptions as code (SPEC 11): what `subscriptions plan`/`apply` make the API match
+    /// and the daemon watches. Default none: the daemon then only reports what the API lists.
+    #[serde(default)]
+    pub subscriptions: Vec<crate::subscriptions::SubscriptionConfig>,
     /// The file this was read from; relative paths are resolved next to it.
     #[serde(skip)]
     pub path: PathBuf,
@@ -791,6 +795,7 @@ impl Config {
                 _ => {}
             }
         }
+        crate::subscriptions::validate(&self.subscriptions).map_err(|(key, message)| invalid(&key, message))?;
         Ok(())
     }
 

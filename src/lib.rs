@@ -22,5 +22,6 @@ pub mod simulate;
 pub mod sinks;
 pub mod status;
 pub mod store;
+pub mod subscriptions;
 pub mod systemd;
 pub mod vgs;

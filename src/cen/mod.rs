@@ -7,7 +7,8 @@
 //!   [`id`] the stable id that makes a push copy and a pull copy one notification (its
 //!   canonical JSON written by [`jcs`]); on the hot path both are computed from `tape`, a
 //!   one-pass tokenizer that defers to them whenever it is not certain;
-//! - [`content`] holds typed structs for the seven subjects' content.
+//! - [`content`] holds typed structs for the seven subjects' content;
+//! - [`subscriptions`] calls the subscription and field mapping endpoints (SPEC 11).
 
 pub mod client;
 pub mod content;
@@ -16,6 +17,7 @@ pub mod jcs;
 pub mod keys;
 pub mod notification;
 pub mod oauth;
+pub mod subscriptions;
 pub(crate) mod tape;
 
 /// How long Mastercard keeps a notification pollable (SPEC 10: "subject to change").
