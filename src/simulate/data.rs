@@ -419,6 +419,45 @@ mod tests {
     }
 
     #[test]
+    fn gaps_remove_exactly_the_items_created_while_a_subscription_was_off() {
+        let s = stream(0.2);
+        let mut st = State::default();
+        for i in (0..2000).step_by(41) {
+            st.expired.insert(i);
+        }
+        let now = s.created_ms(1800);
+        let before = brute(&view(&s, &st, now), &Filter::window(T0, now + 1));
+        // Subject 1 off between items 300 and 900, subject 4 off from item 1200 on.
+        st.gaps.set(1, false, s.created_ms(300));
+        st.gaps.set(1, true, s.created_ms(900));
+        st.gaps.set(4, false, s.created_ms(1200));
+        st.gaps.set(4, false, s.created_ms(1300)); // already off: no second span
+        assert_eq!(st.gaps.spans[4].len(), 1);
+        let v = view(&s, &st, now);
+        let kept: Vec<ItemKey> =
+            before.iter().copied().filter(|k| !matches!(k, ItemKey::Generated(i) if v.gapped(*i))).collect();
+        assert!(before.len() - kept.len() > 100, "{} of {} in gaps", before.len() - kept.len(), before.len());
+        for f in [
+            Filter::window(T0, now + 1),
+            Filter::window(s.created_ms(250), s.created_ms(1250)),
+            Filter { subject: Some(SUBJECTS[1].into()), ..Filter::window(T0, now + 1) },
+            Filter { subscriptions: Some(vec![subscription_name(4)]), ..Filter::window(T0, now + 1) },
+        ] {
+            let want = brute(&v, &f);
+            let page = v.page(&f, 0, u64::MAX);
+            assert_eq!(page.total as usize, want.len(), "{f:?}");
+            assert_eq!(page.items.iter().map(|x| x.0).collect::<Vec<_>>(), want, "{f:?}");
+            let mut paged = Vec::new();
+            for offset in (0..page.total).step_by(13) {
+                paged.extend(v.page(&f, offset, 13).items.iter().map(|x| x.0));
+            }
+            assert_eq!(paged, want, "{f:?}");
+        }
+        assert_eq!(brute(&v, &Filter::window(T0, now + 1)), kept);
+        assert_eq!(v.page(&Filter::window(T0, now + 1), 0, 0).total as usize, kept.len());
+    }
+
+    #[test]
     fn pages_match_brute_force_under_every_complication() {
         let s = stream(0.2);
         let mut st = State::default();

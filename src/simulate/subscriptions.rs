@@ -277,7 +277,7 @@ fn check_specifications(subject: &str, specs: &[Value]) -> Result<(), Refusal> {
         if !["EQUALS", "GREATER_THAN", "LESS_THAN", "BETWEEN"].contains(&field_operator) {
             return Err(bad("INVALID_SPECIFICATION", format!("fieldOperator {field_operator:?} is not supported")));
         }
-        if !m.get("expectedContent").is_some_and(|c| c.get("value").is_some()) {
+        if m.get("expectedContent").is_none_or(|c| c.get("value").is_none()) {
             return Err(bad("INVALID_SPECIFICATION", format!("specifications[{i}].expectedContent.value is required")));
         }
         if let Some(children) = m.get("children").and_then(Value::as_array) {
