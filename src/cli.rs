@@ -1,7 +1,8 @@
 //! The command line (SPEC 4): definitions and dispatch.
 //!
 //! `main.rs` only calls [`run`]. Exit status: 0 success; 2 bad usage or configuration;
-//! 1 a runtime failure; 3 a backfill that could not fetch part of its range.
+//! 1 a runtime failure; 3 a backfill that could not fetch part of its range; 4
+//! `subscriptions plan` with changes pending.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,21 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// A local stand-in for the CEN API (for `demo`, tests and trying things out).
     Simulate(Box<crate::simulate::SimulateArgs>),
+    /// The client's subscriptions at Mastercard: list, show, create, update, delete, and
+    /// plan/apply of the configuration's [[subscriptions]].
+    Subscriptions {
+        #[command(subcommand)]
+        action: crate::subscriptions::commands::SubscriptionsAction,
+    },
+    /// The fields subscriptions can filter on (GET /fieldmappings).
+    Fieldmappings {
+        /// Only this subject's fields.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-deliver stored notifications created in RANGE.
     Replay {
         /// `FROM..TO`, `FROM..` or a duration like `24h`.
@@ -190,6 +206,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         (None, None) => daemon(&cli.config),
         (Some(Command::DeadLetters { action }), None) => dead_letters(&cli.config, action),
         (Some(Command::Replay { range, sink }), None) => replay(&cli.config, range, sink.as_deref()),
+        (Some(Command::Subscriptions { action }), None) => crate::subscriptions::commands::run(&cli.config, action),
+        (Some(Command::Fieldmappings { subject, json }), None) => {
+            crate::subscriptions::commands::fieldmappings(&cli.config, subject.as_deref(), *json)
+        }
     }
 }
 
@@ -239,7 +259,8 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
 
 fn status(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
-    let report = crate::status::collect(&config).map_err(CliError::Runtime)?;
+    let mut report = crate::status::collect(&config).map_err(CliError::Runtime)?;
+    report.subscriptions = Some(crate::subscriptions::watch::status_section(&config));
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a status report serialises")))?;
     } else {

@@ -66,6 +66,10 @@ pub struct Config {
     /// Where notifications go. Without sinks they are stored (and replayable) only.
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    /// Subscriptions as code (SPEC 11): what `subscriptions plan`/`apply` make the API match
+    /// and the daemon watches. Default none: the daemon then only reports what the API lists.
+    #[serde(default)]
+    pub subscriptions: Vec<crate::subscriptions::SubscriptionConfig>,
     /// The file this was read from; relative paths are resolved next to it.
     #[serde(skip)]
     pub path: PathBuf,
@@ -634,6 +638,7 @@ impl Config {
             }
             sink.spec().validate().map_err(|(k, message)| invalid(&key(k), message))?;
         }
+        crate::subscriptions::validate(&self.subscriptions).map_err(|(key, message)| invalid(&key, message))?;
         Ok(())
     }
 

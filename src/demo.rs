@@ -1,4 +1,5 @@
-//! `cen-poller demo`: the simulator, the daemon and a file sink in a temporary directory,
+//! `cen-poller demo`: the simulator (with one subscription per subject, listed first as
+//! `subscriptions list` shows them), the daemon and a file sink in a temporary directory,
 //! with a live summary — the README's first command, and a quick way to see the whole
 //! pipeline work on a fresh machine without Mastercard credentials.
 
@@ -107,6 +108,18 @@ path = "notifications.jsonl"
     );
     if !write_stdout(&intro)? {
         // Nobody is reading: nothing started yet, nothing to show.
+        return Ok(());
+    }
+    // What a new user sees first with real credentials too: Mastercard generates
+    // notifications only for subscriptions, and the simulator starts with one per subject.
+    let subscriptions =
+        crate::service::client(&config)?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
+    let listing = format!(
+        "subscriptions (cen-poller --config {} subscriptions list):\n{}\n",
+        config_path.display(),
+        crate::subscriptions::commands::table(&subscriptions)
+    );
+    if !write_stdout(&listing)? {
         return Ok(());
     }
 

@@ -23,6 +23,7 @@ pub mod simulate;
 pub mod sinks;
 pub mod status;
 pub mod store;
+pub mod subscriptions;
 pub mod systemd;
 pub mod units;
 pub mod vgs;

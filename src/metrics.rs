@@ -46,6 +46,12 @@ pub struct CodeLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriptionLabels {
+    pub name: String,
+    pub subject: String,
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -67,6 +73,10 @@ pub struct Metrics {
     pub reloads: Family<OutcomeLabels, Counter>,
     pub start_time_seconds: Gauge<f64, AtomicU64>,
     pub resident_memory_bytes: Gauge,
+    /// Per subscription the API lists: 1 active, 0 inactive (set by the subscription watch).
+    pub subscription_active: Family<SubscriptionLabels, Gauge>,
+    /// How many changes `subscriptions plan` would make (0 when nothing is declared).
+    pub subscriptions_drift: Gauge,
 }
 
 impl Default for Metrics {
@@ -97,6 +107,8 @@ impl Metrics {
             reloads: Family::default(),
             start_time_seconds: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
+            subscription_active: Family::default(),
+            subscriptions_drift: Gauge::default(),
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
@@ -161,6 +173,16 @@ impl Metrics {
             "cen_process_resident_memory_bytes",
             "Resident memory of the process",
             m.resident_memory_bytes.clone(),
+        );
+        registry.register(
+            "cen_subscription_active",
+            "Each subscription the API lists: 1 active, 0 inactive",
+            m.subscription_active.clone(),
+        );
+        registry.register(
+            "cen_subscriptions_drift",
+            "How many changes `cen-poller subscriptions plan` would make (0 when none are declared)",
+            m.subscriptions_drift.clone(),
         );
         m.start_time_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         // Samples for the label values known up front, so every series exists (at 0) from

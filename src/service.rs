@@ -317,6 +317,7 @@ impl Running {
             ("state", format!("{:?}", old.state), format!("{:?}", new.state)),
             ("admin", format!("{:?}", old.admin), format!("{:?}", new.admin)),
             ("log", format!("{:?}", old.log), format!("{:?}", new.log)),
+            ("subscriptions", format!("{:?}", old.subscriptions), format!("{:?}", new.subscriptions)),
         ] {
             if a != b {
                 sections.push(name);
@@ -349,6 +350,9 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         let (active, handle) = spawn_sink(&store, sink, &owner, settings.clone(), stop.clone(), None, &liveness);
         running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
     }
+    // The subscription watch (SPEC 11): at start, then hourly; it never changes anything.
+    let watch = crate::subscriptions::watch::Watch::new(client.clone(), config, store.metrics().clone());
+    tasks.spawn(watch.run(shutdown.clone()));
     let mut poller = Poller::new(client, store.clone(), PollSettings::from_config(config));
     poller.heartbeat = liveness.register("poll");
     let poller = Arc::new(poller);

@@ -24,6 +24,10 @@ pub struct StatusReport {
     pub backlog: BTreeMap<String, u64>,
     /// Dead letters per sink.
     pub dead_letters: BTreeMap<String, u64>,
+    /// What the API lists and how it differs from `[[subscriptions]]` (asked of the API by
+    /// `cen-poller status`; absent when not asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscriptions: Option<crate::subscriptions::watch::StatusSection>,
 }
 
 /// Notifications first seen in a period.
@@ -71,6 +75,7 @@ pub fn collect(config: &Config) -> Result<StatusReport, String> {
         last_7d: counts(TimeDelta::days(7))?,
         backlog: store.backlog().map_err(|e| e.to_string())?.into_iter().collect(),
         dead_letters: store.dead_letter_counts().map_err(|e| e.to_string())?.into_iter().collect(),
+        subscriptions: None,
     })
 }
 
@@ -111,6 +116,9 @@ impl StatusReport {
             for (sink, n) in &self.dead_letters {
                 out.push_str(&format!("    {sink:<32} {n}  (cen-poller dead-letters list --sink {sink})\n"));
             }
+        }
+        if let Some(s) = &self.subscriptions {
+            out.push_str(&s.text());
         }
         out
     }

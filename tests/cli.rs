@@ -237,6 +237,12 @@ fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
     let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "a notification was delivered twice");
     assert!(stdout(&out).contains("CLEARING"), "the summary shows subjects");
+    // It starts by listing the simulator's subscriptions, one per subject.
+    let text = stdout(&out);
+    assert!(text.contains("subscriptions list):\nNAME"), "{text}");
+    for k in 0..cen_poller::simulate::SUBJECTS.len() {
+        assert!(text.contains(&cen_poller::simulate::subscription_name(k)), "{text}");
+    }
 }
 
 #[test]

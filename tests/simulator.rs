@@ -297,9 +297,14 @@ async fn subscriptions_lists_the_seven_subscriptions() {
     assert_eq!(status, 200);
     let list = body.as_array().unwrap();
     assert_eq!(list.len(), 7);
-    for (k, s) in list.iter().enumerate() {
-        assert_eq!(s["subjectType"], SUBJECTS[k]);
-        assert_eq!(s["name"], subscription_name(k));
+    // Sorted by name, the API's default order.
+    let names: Vec<&str> = list.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for (k, subject) in SUBJECTS.iter().enumerate() {
+        let s = list.iter().find(|s| s["name"] == subscription_name(k)).unwrap();
+        assert_eq!(s["subjectType"], *subject);
         assert_eq!(s["active"], true);
         assert!(s["id"].as_str().unwrap().len() > 20);
         assert!(s["specifications"].is_array());

@@ -223,6 +223,51 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The base URL, without a trailing `/`.
+    pub(crate) fn base_url(&self) -> &str {
+        self.options.base_url.trim_end_matches('/')
+    }
+
+    /// One signed request to `url` (canonically encoded, see [`Client::url`]) with an
+    /// optional JSON body, signed with the body's hash (SPEC 10, rule 1). Returns the
+    /// status and body of a 2xx answer; any other answer is an [`ApiError::Status`] carrying
+    /// the error envelope.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        let url = reqwest::Url::parse(url).map_err(|e| ApiError::Request(format!("{e}: check api.base_url")))?;
+        let payload = body.as_deref().unwrap_or(b"");
+        let signed =
+            self.signer.sign(method.as_str(), url.as_str(), payload).map_err(|e| ApiError::Request(e.to_string()))?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(reqwest::header::AUTHORIZATION, signed.authorization)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
+        let status = response.status().as_u16();
+        let date =
+            response.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).and_then(parse_http_date);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, date.unwrap_or_else(Utc::now)));
+        let body = response.bytes().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
+        if !(200..300).contains(&status) {
+            return Err(ApiError::Status { status, errors: parse_error_body(&body), retry_after });
+        }
+        Ok((status, body.to_vec()))
+    }
+}
+
 /// reqwest's message plus its causes: "error sending request" alone tells an operator
 /// nothing, the cause ("connection refused", "certificate expired") does.
 fn transport_message(e: &reqwest::Error) -> String {

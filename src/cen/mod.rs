@@ -8,7 +8,8 @@
 //!   canonical JSON written by [`crate::json::canonical`]); on the hot path both are
 //!   computed from `crate::json::tape`, a one-pass tokenizer that defers to them whenever
 //!   it is not certain;
-//! - [`content`] holds typed structs for the seven subjects' content.
+//! - [`content`] holds typed structs for the seven subjects' content;
+//! - [`subscriptions`] calls the subscription and field mapping endpoints (SPEC 11).
 
 pub mod client;
 pub mod content;
@@ -16,6 +17,7 @@ pub mod id;
 pub mod keys;
 pub mod notification;
 pub mod oauth;
+pub mod subscriptions;
 
 /// How long Mastercard keeps a notification pollable (SPEC 10: "subject to change").
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);

@@ -75,6 +75,46 @@ pub(crate) struct State {
     pub inserted_at: HashMap<u64, i64>,
     pub next_seq: u64,
     pub push: PushState,
+    /// When the stream generates nothing for a subject (its subscription deleted or inactive).
+    pub gaps: Gaps,
+}
+
+/// Per generated subject, the creation-time spans `[from_ms, to_ms)` in which the stream's
+/// subscription for it did not exist or was inactive: items created then were never
+/// generated (SPEC 9: notifications only for subscriptions that exist and are active).
+/// Spans of a subject are disjoint and in order; the last may be open (`to_ms = i64::MAX`).
+#[derive(Debug, Default)]
+pub(crate) struct Gaps {
+    pub spans: [Vec<(i64, i64)>; 7],
+}
+
+impl Gaps {
+    /// Whether subject `k` generated nothing at `ms`.
+    pub fn covers(&self, k: usize, ms: i64) -> bool {
+        self.spans.get(k).is_some_and(|v| v.iter().any(|&(a, b)| a <= ms && ms < b))
+    }
+
+    /// Subject `k` stops (`generating = false`) or starts generating at `now_ms`.
+    pub fn set(&mut self, k: usize, generating: bool, now_ms: i64) {
+        let Some(spans) = self.spans.get_mut(k) else { return };
+        let open = spans.last().is_some_and(|&(_, b)| b == i64::MAX);
+        match (generating, open) {
+            (false, false) => spans.push((now_ms, i64::MAX)),
+            (true, true) => {
+                if let Some(last) = spans.last_mut() {
+                    last.1 = now_ms;
+                    if last.0 >= last.1 {
+                        spans.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.iter().all(Vec::is_empty)
+    }
 }
 
 /// The selection of one query.
@@ -145,7 +185,28 @@ impl View<'_> {
     /// Whether generated item `i` exists now (its index already within the time range).
     fn gen_exists(&self, i: u64) -> bool {
         self.scanned.set(self.scanned.get() + 1);
-        !self.state.expired.contains(&i) && self.stream.visible_at_ms(i) <= self.now_ms
+        !self.state.expired.contains(&i) && self.stream.visible_at_ms(i) <= self.now_ms && !self.gapped(i)
+    }
+
+    /// Whether generated item `i` falls in a gap of its subject (never generated).
+    pub fn gapped(&self, i: u64) -> bool {
+        !self.state.gaps.is_empty() && self.state.gaps.covers(self.stream.subject(i), self.stream.created_ms(i))
+    }
+
+    /// Items of `mask` with index in `[a, b)` that fall in a gap (arithmetic per gap).
+    fn gap_count(&self, a: u64, b: u64, mask: u8) -> u64 {
+        let mut n = 0;
+        for (k, spans) in self.state.gaps.spans.iter().enumerate() {
+            if mask & (1 << k) == 0 {
+                continue;
+            }
+            for &(from, to) in spans {
+                let lo = self.stream.first_at_or_after(from).max(a);
+                let hi = self.stream.first_at_or_after(to).min(b);
+                n += self.stream.count_subjects(lo, hi, 1 << k);
+            }
+        }
+        n
     }
 
     /// Whether push drops item `i` on purpose (deterministic).
@@ -207,11 +268,14 @@ impl View<'_> {
         } else {
             x
         };
-        let expired =
-            self.state.expired.range(a..settled_end).filter(|&&i| mask & (1 << self.stream.subject(i)) != 0).count()
-                as u64;
+        let expired = self
+            .state
+            .expired
+            .range(a..settled_end)
+            .filter(|&&i| mask & (1 << self.stream.subject(i)) != 0 && !self.gapped(i))
+            .count() as u64;
         self.scanned.set(self.scanned.get() + expired);
-        let settled = self.stream.count_subjects(a, settled_end, mask) - expired;
+        let settled = self.stream.count_subjects(a, settled_end, mask) - expired - self.gap_count(a, settled_end, mask);
         let recent = (settled_end..x).filter(|&i| self.gen_matches(i, mask, f)).count() as u64;
         settled + recent
     }
@@ -352,6 +416,45 @@ mod tests {
                 id: format!("ins{seq}"),
             },
         );
+    }
+
+    #[test]
+    fn gaps_remove_exactly_the_items_created_while_a_subscription_was_off() {
+        let s = stream(0.2);
+        let mut st = State::default();
+        for i in (0..2000).step_by(41) {
+            st.expired.insert(i);
+        }
+        let now = s.created_ms(1800);
+        let before = brute(&view(&s, &st, now), &Filter::window(T0, now + 1));
+        // Subject 1 off between items 300 and 900, subject 4 off from item 1200 on.
+        st.gaps.set(1, false, s.created_ms(300));
+        st.gaps.set(1, true, s.created_ms(900));
+        st.gaps.set(4, false, s.created_ms(1200));
+        st.gaps.set(4, false, s.created_ms(1300)); // already off: no second span
+        assert_eq!(st.gaps.spans[4].len(), 1);
+        let v = view(&s, &st, now);
+        let kept: Vec<ItemKey> =
+            before.iter().copied().filter(|k| !matches!(k, ItemKey::Generated(i) if v.gapped(*i))).collect();
+        assert!(before.len() - kept.len() > 100, "{} of {} in gaps", before.len() - kept.len(), before.len());
+        for f in [
+            Filter::window(T0, now + 1),
+            Filter::window(s.created_ms(250), s.created_ms(1250)),
+            Filter { subject: Some(SUBJECTS[1].into()), ..Filter::window(T0, now + 1) },
+            Filter { subscriptions: Some(vec![subscription_name(4)]), ..Filter::window(T0, now + 1) },
+        ] {
+            let want = brute(&v, &f);
+            let page = v.page(&f, 0, u64::MAX);
+            assert_eq!(page.total as usize, want.len(), "{f:?}");
+            assert_eq!(page.items.iter().map(|x| x.0).collect::<Vec<_>>(), want, "{f:?}");
+            let mut paged = Vec::new();
+            for offset in (0..page.total).step_by(13) {
+                paged.extend(v.page(&f, offset, 13).items.iter().map(|x| x.0));
+            }
+            assert_eq!(paged, want, "{f:?}");
+        }
+        assert_eq!(brute(&v, &Filter::window(T0, now + 1)), kept);
+        assert_eq!(v.page(&Filter::window(T0, now + 1), 0, 0).total as usize, kept.len());
     }
 
     #[test]

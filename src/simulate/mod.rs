@@ -1,8 +1,10 @@
 //! A stand-in for the Mastercard CEN API (SPEC 9), for `cen-poller simulate`, `demo`, the test
 //! suite and the benchmarks.
 //!
-//! It serves `GET …/notifications` and `GET …/subscriptions` over plain HTTP with the real
-//! API's parameters, wrapper and error envelope; verifies OAuth 1.0a signatures like the
+//! It serves `GET …/notifications`, the subscription calls and `GET …/fieldmappings` over
+//! plain HTTP with the real API's parameters, wrapper and error envelope (new notifications
+//! only for the stream's subscriptions while they exist and are active, see
+//! [`subscriptions`]); verifies OAuth 1.0a signatures like the
 //! gateway when given a public key; injects faults (5xx and 429 bursts, slow and truncated
 //! answers, late visibility, notifications expiring and appearing during a scan); and can
 //! push the same notifications to a push endpoint over mTLS, dropping and duplicating some.
@@ -27,6 +29,7 @@ pub mod faults;
 pub mod generate;
 pub mod push;
 pub mod server;
+pub mod subscriptions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,6 +48,7 @@ pub use cli::{SimulateArgs, run};
 pub use data::{ItemKey, PUSH_STATUSES};
 pub use faults::FaultRates;
 pub use generate::{SUBJECTS, subscription_name};
+pub use subscriptions::SubscriptionCalls;
 
 use data::{Filter, Inserted, State, View};
 use faults::Faults;
@@ -320,6 +324,8 @@ struct Inner {
     stop: CancellationToken,
     push_done: watch::Sender<bool>,
     pusher_started: AtomicBool,
+    /// The client's subscriptions (lock before `state` when both are needed).
+    subscriptions: Mutex<subscriptions::Subs>,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicking test hook must not wedge the
@@ -386,6 +392,7 @@ impl Simulator {
                 stop: CancellationToken::new(),
                 push_done: watch::Sender::new(false),
                 pusher_started: AtomicBool::new(false),
+                subscriptions: Mutex::new(subscriptions::Subs::initial(config.seed)),
             }),
         })
     }

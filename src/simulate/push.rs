@@ -83,7 +83,10 @@ fn next_batch(sim: &Simulator, size: usize, drop_fraction: f64) -> Batch {
         push.deferred.iter().copied().filter(|&i| stream.visible_at_ms(i) <= now).take(size).collect();
     for i in ready {
         push.deferred.remove(&i);
-        if !state.expired.contains(&i) && stream.created_ms(i) >= oldest {
+        if !state.expired.contains(&i)
+            && stream.created_ms(i) >= oldest
+            && !state.gaps.covers(stream.subject(i), stream.created_ms(i))
+        {
             push.inflight.insert(i);
             items.push(i);
         }
@@ -100,7 +103,8 @@ fn next_batch(sim: &Simulator, size: usize, drop_fraction: f64) -> Batch {
         }
         push.scan += 1;
         examined += 1;
-        if state.expired.contains(&i) {
+        // Expired, or never generated (its subscription was off when it was created).
+        if state.expired.contains(&i) || state.gaps.covers(stream.subject(i), stream.created_ms(i)) {
             continue;
         }
         if drop_fraction > 0.0 && unit(stream.seed, i, super::generate::SALT_DROP) < drop_fraction {

@@ -1,7 +1,8 @@
 //! The simulator's HTTP side: routes, query parsing, the gateway's OAuth check, faults, and
 //! the wrapper and error formats of SPEC 10.
 //!
-//! Any path ending in `/notifications` or `/subscriptions` is served, so a base URL such as
+//! Any path ending in `/notifications`, `/subscriptions`, `/subscriptions/{id}` or
+//! `/fieldmappings` is served (the last three by [`super::subscriptions`]), so a base URL such as
 //! `http://127.0.0.1:PORT/commercial-event-notifications` works like the real one. Every
 //! answer — errors included — carries `Date` (the simulator's clock) and
 //! `Content-Type: application/json`. Nothing in a request can make the handler panic: every
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::data::{Filter, ItemKey, PUSH_STATUSES};
-use super::generate::{SUBJECTS, hash3, subject_index, subscription_name, write_notification};
+use super::generate::{subject_index, write_notification};
 use super::{RequestInfo, Simulator, ceil_ms, lock};
 use crate::cen::notification::parse_timestamp;
 use crate::cen::oauth::{VerifyError, parse_authorization, verify};
@@ -42,7 +43,7 @@ async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
 }
 
 /// A response with the simulator's `Date` and a JSON content type.
-fn respond(sim: &Simulator, status: StatusCode, body: impl Into<Body>) -> Response {
+pub(crate) fn respond(sim: &Simulator, status: StatusCode, body: impl Into<Body>) -> Response {
     let date = sim.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
@@ -87,6 +88,19 @@ async fn answer(sim: &Simulator, req: Request) -> Response {
         let description = format!("Simulated gateway refusal ({reason})");
         return gateway_error(sim, status, &reason, &description);
     }
+    if let Some(route) = super::subscriptions::route(req.uri().path()) {
+        // These calls have bodies: the body hash in the signature is checked against it.
+        let (parts, body) = req.into_parts();
+        let body = match super::subscriptions::read_body(body).await {
+            Ok(b) => b,
+            Err(m) => return error(sim, StatusCode::BAD_REQUEST, API_SOURCE, "INVALID_REQUEST_BODY", &m, false),
+        };
+        let req = Request::from_parts(parts, Body::empty());
+        if let Err(response) = check_oauth(sim, &req, &body) {
+            return *response;
+        }
+        return super::subscriptions::answer(sim, req.method(), route, req.uri().query(), &body);
+    }
     if req.method() != Method::GET {
         return error(
             sim,
@@ -97,22 +111,21 @@ async fn answer(sim: &Simulator, req: Request) -> Response {
             false,
         );
     }
-    if let Err(response) = check_oauth(sim, &req) {
+    if let Err(response) = check_oauth(sim, &req, b"") {
         return *response;
     }
     let path = req.uri().path();
     if path.ends_with("/notifications") {
         notifications(sim, req.uri().query()).await
-    } else if path.ends_with("/subscriptions") {
-        respond(sim, StatusCode::OK, subscriptions(sim).to_string())
     } else {
         error(sim, StatusCode::NOT_FOUND, API_SOURCE, "RESOURCE_NOT_FOUND", "No such resource", false)
     }
 }
 
 /// The gateway's OAuth 1.0a check (SPEC 10), when a public key is configured. The URL is
-/// rebuilt exactly as received: `http://` + Host + path + `?` + raw query.
-fn check_oauth(sim: &Simulator, req: &Request) -> Result<(), Box<Response>> {
+/// rebuilt exactly as received: `http://` + Host + path + `?` + raw query; `body` is the
+/// request body the `oauth_body_hash` must match.
+fn check_oauth(sim: &Simulator, req: &Request, body: &[u8]) -> Result<(), Box<Response>> {
     let Some(public_key) = &sim.inner.public_key else {
         return Ok(());
     };
@@ -147,7 +160,7 @@ fn check_oauth(sim: &Simulator, req: &Request) -> Result<(), Box<Response>> {
         .ok_or_else(|| unauthorized("INVALID_AUTH_HEADER", "The request has no Host"))?;
     let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let url = format!("http://{host}{path_and_query}");
-    match verify(req.method().as_str(), &url, b"", header, public_key) {
+    match verify(req.method().as_str(), &url, body, header, public_key) {
         Ok(_) => Ok(()),
         Err(e @ VerifyError::BadHeader(_)) => Err(unauthorized("INVALID_AUTH_HEADER", &e.to_string())),
         Err(e @ VerifyError::BodyHash) => Err(unauthorized("INVALID_BODY_HASH", &e.to_string())),
@@ -444,34 +457,6 @@ fn churn_one(sim: &Simulator, query: &Query) {
     if sim.insert(value, sim.now()).is_ok() && sim.expire(victim) {
         lock(&inner.stats).churned += 1;
     }
-}
-
-/// `GET /subscriptions`: the seven subscriptions the generated stream is filed under.
-fn subscriptions(sim: &Simulator) -> Value {
-    let seed = sim.inner.stream.seed;
-    let subscriber = format!("{:016X}{:016X}", hash3(seed, 0, 1), hash3(seed, 0, 2));
-    let list: Vec<Value> = SUBJECTS
-        .iter()
-        .enumerate()
-        .map(|(k, subject)| {
-            let id = format!(
-                "0CNS{:016x}{:016x}{:016x}{:016x}",
-                hash3(seed, k as u64, 10),
-                hash3(seed, k as u64, 11),
-                hash3(seed, k as u64, 12),
-                hash3(seed, k as u64, 13)
-            );
-            json!({
-                "id": id,
-                "name": subscription_name(k),
-                "subjectType": subject,
-                "subscriberId": subscriber,
-                "active": true,
-                "specifications": [],
-            })
-        })
-        .collect();
-    Value::Array(list)
 }
 
 #[cfg(test)]

@@ -1,0 +1,317 @@
+//! `cen-poller subscriptions …` and `cen-poller fieldmappings` (SPEC 11): the API's
+//! subscription calls with the configuration's credentials, a readable table by default and
+//! `--json` for scripts.
+//!
+//! Exit status: 0 done (and `plan` in sync); 4 `plan` with changes pending; 2 bad usage or
+//! configuration — no `[[subscriptions]]` for `plan`/`apply`, a field the API does not list,
+//! a `--file` that is not a Subscription; 1 the API refused or could not be reached (the
+//! message carries the gateway's `ReasonCode` and `Description`). `show`, `update` and
+//! `delete` take a name or an id: a name the API does not list is tried as an id, so a
+//! string that is neither ends in the API's `404`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cen::client::{ApiError, Client};
+use crate::cen::subscriptions::{FieldMapping, SpecificationDetails, Subscription, SubscriptionDetails};
+use crate::cli::{CliError, write_stdout};
+use crate::config::Config;
+
+use super::plan::{self, Change};
+
+/// `subscriptions` actions.
+#[derive(Debug, clap::Subcommand)]
+pub enum SubscriptionsAction {
+    /// Every subscription: name, subject, active, id, filter.
+    List {
+        /// Machine-readable output (the API's SubscriptionDetails objects).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One subscription, by name (or id).
+    Show {
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a subscription from FILE, a Subscription JSON object as the API takes it.
+    Create {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Replace the subscription NAME (or id) with FILE, a Subscription JSON object.
+    Update {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Delete the subscription NAME (or id).
+    Delete { name: String },
+    /// What `apply` would change, one line each; exit 0 in sync, 4 changes pending.
+    Plan {
+        /// Also delete subscriptions the configuration does not declare.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Make the API's subscriptions match the configuration's `[[subscriptions]]`.
+    Apply {
+        /// Also delete subscriptions the configuration does not declare.
+        #[arg(long)]
+        prune: bool,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn emit(text: &str) -> Result<(), CliError> {
+    write_stdout(text).map(drop).map_err(CliError::Runtime)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    format!("{}\n", serde_json::to_string_pretty(value).expect("API types serialise"))
+}
+
+fn api(what: &str) -> impl FnOnce(ApiError) -> CliError + '_ {
+    move |e| CliError::Runtime(format!("{what}: {e}"))
+}
+
+fn client(config: &Config) -> Result<Client, CliError> {
+    crate::service::client(config).map_err(CliError::Usage)
+}
+
+/// `cen-poller subscriptions ACTION`.
+pub fn run(config_path: &Path, action: &SubscriptionsAction) -> Result<ExitCode, CliError> {
+    let config = Config::load(config_path)?;
+    let client = client(&config)?;
+    runtime()?.block_on(async {
+        match action {
+            SubscriptionsAction::List { json: as_json } => {
+                let list = client.list_subscriptions().await.map_err(api("GET /subscriptions"))?;
+                emit(&if *as_json { json(&list) } else { table(&list) })?;
+                Ok(ExitCode::SUCCESS)
+            }
+            SubscriptionsAction::Show { name, json: as_json } => {
+                let s = resolve(&client, name).await?;
+                emit(&if *as_json { json(&s) } else { details_text(&s) })?;
+                Ok(ExitCode::SUCCESS)
+            }
+            SubscriptionsAction::Create { file } => {
+                let request = read_request(file)?;
+                let s = client.create_subscription(&request).await.map_err(api("POST /subscriptions"))?;
+                emit(&format!("created {} (id {})\n", s.name, s.id.as_deref().unwrap_or("?")))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            SubscriptionsAction::Update { name, file } => {
+                let request = read_request(file)?;
+                let id = resolve(&client, name).await?.id.unwrap_or_else(|| name.clone());
+                let s = client.update_subscription(&id, &request).await.map_err(api("PUT /subscriptions/{id}"))?;
+                emit(&format!("updated {} (id {id})\n", s.name))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            SubscriptionsAction::Delete { name } => {
+                let s = resolve(&client, name).await?;
+                let id = s.id.clone().unwrap_or_else(|| name.clone());
+                client.delete_subscription(&id).await.map_err(api("DELETE /subscriptions/{id}"))?;
+                emit(&format!("deleted {} (id {id})\n", s.name))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            SubscriptionsAction::Plan { prune } => {
+                let changes = changes(&config, &client, *prune).await?;
+                let mut out: String = changes.iter().map(|c| format!("{}\n", c.line())).collect();
+                out.push_str(&plan::summary(&changes));
+                out.push('\n');
+                emit(&out)?;
+                Ok(if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(4) })
+            }
+            SubscriptionsAction::Apply { prune } => {
+                let changes = changes(&config, &client, *prune).await?;
+                for (n, change) in changes.iter().enumerate() {
+                    apply_one(&client, change).await.map_err(|e| {
+                        CliError::Runtime(format!(
+                            "{}: {e} ({n} of {} changes were made before it; `cen-poller subscriptions plan` shows what remains)",
+                            change.line(),
+                            changes.len()
+                        ))
+                    })?;
+                    emit(&format!("{}\n", change.line()))?;
+                }
+                emit(&format!("{}\n", plan::summary(&changes).replacen("plan:", "applied:", 1)))?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+/// `cen-poller fieldmappings [--subject S] [--json]`.
+pub fn fieldmappings(config_path: &Path, subject: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
+    let config = Config::load(config_path)?;
+    if let Some(s) = subject
+        && !crate::config::CEN_SUBJECTS.contains(&s)
+    {
+        return Err(CliError::Usage(format!("--subject {s:?} is not one of {:?}", crate::config::CEN_SUBJECTS)));
+    }
+    let client = client(&config)?;
+    let mut list = runtime()?.block_on(client.field_mappings()).map_err(api("GET /fieldmappings"))?;
+    list.retain(|m| subject.is_none_or(|s| m.subject_type.as_deref() == Some(s)));
+    emit(&if as_json { json(&list) } else { mappings_table(&list) })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan for `config` against the API: refused (exit 2) when the configuration declares
+/// nothing or filters on a field the API does not list.
+async fn changes(config: &Config, client: &Client, prune: bool) -> Result<Vec<Change>, CliError> {
+    if config.subscriptions.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} declares no [[subscriptions]]: plan and apply compare the API with them (and --prune would delete every subscription); declare them first (README, \"Subscriptions\")",
+            config.path.display()
+        )));
+    }
+    let mappings = client.field_mappings().await.map_err(api("GET /fieldmappings"))?;
+    plan::check_fields(&config.subscriptions, &mappings).map_err(CliError::Usage)?;
+    let actual = client.list_subscriptions().await.map_err(api("GET /subscriptions"))?;
+    Ok(plan::plan(&config.subscriptions, &actual, prune))
+}
+
+async fn apply_one(client: &Client, change: &Change) -> Result<(), ApiError> {
+    match change {
+        Change::Create { desired } => client.create_subscription(desired).await.map(drop),
+        Change::Update { id, desired, .. } => client.update_subscription(id, desired).await.map(drop),
+        Change::Replace { id, desired, .. } => {
+            client.delete_subscription(id).await?;
+            client.create_subscription(desired).await.map(drop)
+        }
+        Change::Delete { id, .. } => client.delete_subscription(id).await,
+    }
+}
+
+/// The subscription called `name`, or else the one with id `name` (the API's 404 when
+/// there is none).
+async fn resolve(client: &Client, name: &str) -> Result<SubscriptionDetails, CliError> {
+    let list = client.list_subscriptions().await.map_err(api("GET /subscriptions"))?;
+    if let Some(s) =
+        list.iter().find(|s| s.name == name).or_else(|| list.iter().find(|s| s.id.as_deref() == Some(name)))
+    {
+        return Ok(s.clone());
+    }
+    client.get_subscription(name).await.map_err(|e| {
+        CliError::Runtime(format!(
+            "no subscription is named {name:?}, and as an id: {e}; `cen-poller subscriptions list` shows them"
+        ))
+    })
+}
+
+fn read_request(file: &Path) -> Result<Subscription, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("cannot read --file {}: {e}", file.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::Usage(format!(
+            "--file {}: not a Subscription object ({e}); it needs name, subjectType and active, and may have specifications",
+            file.display()
+        ))
+    })
+}
+
+/// One specification list as text: `WHERE field EQUALS "x" AND (…)`.
+pub fn filter_text(specs: &[SpecificationDetails]) -> String {
+    if specs.is_empty() {
+        return "(all events)".into();
+    }
+    let one = |s: &SpecificationDetails| {
+        let field = s.field_mapping.as_ref().map_or("?", |f| f.name.as_str());
+        let content = s.expected_content.as_ref();
+        let value = content.map_or("?".to_string(), |c| c.value.to_string());
+        let mut text = format!("{} {field} {} {value}", s.operator, s.field_operator);
+        if let Some(another) =
+            content.and_then(|c| c.another_value.as_ref()).filter(|v| !v.is_null() && **v != serde_json::json!({}))
+        {
+            text.push_str(&format!(" {another}"));
+        }
+        if !s.children.is_empty() {
+            text.push_str(&format!(" ({})", filter_text(&s.children)));
+        }
+        text
+    };
+    specs.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
+/// Left-aligned columns, two spaces apart.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let n = cells.len();
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.into_iter().zip(&widths).enumerate() {
+            if i + 1 == n {
+                out.push_str(&cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// The `subscriptions list` table.
+pub fn table(list: &[SubscriptionDetails]) -> String {
+    if list.is_empty() {
+        return "no subscriptions: Mastercard generates no notifications until one exists (README, \"Subscriptions\")\n"
+            .into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.subject_type.clone(),
+                if s.active { "yes".into() } else { "no".into() },
+                s.id.clone().unwrap_or_default(),
+                filter_text(&s.specifications),
+            ]
+        })
+        .collect();
+    columns(&["NAME", "SUBJECT", "ACTIVE", "ID", "FILTER"], &rows)
+}
+
+fn details_text(s: &SubscriptionDetails) -> String {
+    format!(
+        "name           {}\nsubject        {}\nactive         {}\nid             {}\nsubscriber id  {}\nfilter         {}\n",
+        s.name,
+        s.subject_type,
+        s.active,
+        s.id.as_deref().unwrap_or("-"),
+        s.subscriber_id.as_deref().unwrap_or("-"),
+        filter_text(&s.specifications)
+    )
+}
+
+fn mappings_table(list: &[FieldMapping]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|m| {
+            vec![
+                m.subject_type.clone().unwrap_or_default(),
+                m.name.clone(),
+                m.content_type.clone().unwrap_or_default(),
+                m.display_name.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    columns(&["SUBJECT", "FIELD", "CONTENT TYPE", "DESCRIPTION"], &rows)
+}
