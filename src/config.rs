@@ -16,6 +16,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+pub use crate::cen::SUBJECTS as CEN_SUBJECTS;
+pub use crate::logging::LogFormat;
+pub use crate::server::ListenerLimits;
 pub use crate::sinks::SinkConfig;
 pub use crate::units::{Dur, Size, format_duration, parse_duration, parse_size};
 
@@ -261,66 +264,6 @@ pub struct AdminConfig {
     pub limits: ListenerLimits,
 }
 
-/// `[push.limits]`, `[vgs.limits]`, `[admin.limits]`: how long a client may take and how
-/// many connections a listener keeps open. A client that connects and says nothing holds a
-/// slot for at most `header_timeout`; at the cap a new connection takes the slot of the one
-/// that has gone longest without progress (waiting, or still sending its body), so idle or
-/// slow clients cannot keep a legitimate request out; only connections whose request is
-/// being answered keep theirs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerLimits {
-    /// Connections open at once. Default 1024: far more than Mastercard or VGS open, and
-    /// few enough file descriptors for the default `LimitNOFILE`.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// From accept to a complete first request head — TLS handshake, protocol detection
-    /// and HTTP/2 preface included — and from the first byte of a later HTTP/1 head to its
-    /// end. Default `10s`: a sender on the other side of the world needs well under a
-    /// second.
-    #[serde(default = "d10s")]
-    pub header_timeout: Dur,
-    /// A kept-alive connection with no request in flight is closed this long after its
-    /// last answer. Default `30s`: long enough for a sender's connection pool to reuse it
-    /// between bursts.
-    #[serde(default = "d30s")]
-    pub idle_timeout: Dur,
-    /// A request's body must arrive within this, else `408`. Default `30s`: 10 MiB at
-    /// well under 1 MiB/s.
-    #[serde(default = "d30s")]
-    pub body_timeout: Dur,
-}
-
-impl Default for ListenerLimits {
-    fn default() -> Self {
-        ListenerLimits {
-            max_connections: default_max_connections(),
-            header_timeout: d10s(),
-            idle_timeout: d30s(),
-            body_timeout: d30s(),
-        }
-    }
-}
-
-impl ListenerLimits {
-    /// Checks the values; `section` is `push`, `vgs` or `admin`. Returns the key and message.
-    fn check(&self, section: &str) -> Result<(), (String, String)> {
-        if !(1..=65_536).contains(&self.max_connections) {
-            return Err((format!("{section}.limits.max_connections"), "must be between 1 and 65536".into()));
-        }
-        for (key, value) in [
-            ("header_timeout", &self.header_timeout),
-            ("idle_timeout", &self.idle_timeout),
-            ("body_timeout", &self.body_timeout),
-        ] {
-            if value.0.is_zero() {
-                return Err((format!("{section}.limits.{key}"), "must be more than 0s".into()));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -331,15 +274,6 @@ pub struct LogConfig {
     /// `error`, `warn`, `info` (default), `debug`, `trace`, or a tracing filter directive.
     #[serde(default = "default_log_level")]
     pub level: String,
-}
-
-/// `log.format`
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 /// `[delivery]`
@@ -359,17 +293,6 @@ pub struct DeliveryConfig {
     #[serde(default = "d7d")]
     pub max_age: Dur,
 }
-
-/// The seven CEN subjects (SPEC 10).
-pub const CEN_SUBJECTS: [&str; 7] = [
-    "PAYMENT_AUTHORIZATION",
-    "CLEARING",
-    "BPC_PAYMENT_AUTHORIZATION",
-    "BPC_CLEARING",
-    "PAYMENT_UPDATE",
-    "TOKEN_LIFECYCLE_EVENT",
-    "TOKEN_PROVISIONING_EVENT",
-];
 
 /// VGS event names a sink may filter on: the Card Management Platform events the VGS
 /// notification pages list (Account Updater, network token, 3DS), and the `au_card.*` names
@@ -453,17 +376,8 @@ fn default_log_level() -> String {
 fn default_max_attempts() -> u32 {
     50
 }
-fn default_max_connections() -> usize {
-    1024
-}
 fn d1s() -> Dur {
     Dur::secs(1)
-}
-fn d10s() -> Dur {
-    Dur::secs(10)
-}
-fn d30s() -> Dur {
-    Dur::secs(30)
 }
 fn d60s() -> Dur {
     Dur::secs(60)
@@ -672,6 +586,29 @@ impl Config {
         Ok(text.to_owned())
     }
 
+    /// Builds the API client of `[api]` (loads the signing key).
+    pub fn api_client(&self) -> Result<crate::cen::client::Client, String> {
+        let secrets = self.load_secrets().map_err(|e| e.to_string())?;
+        let extra_ca_pem = match &self.api.ca_file {
+            Some(f) => {
+                let path = self.resolve(f);
+                Some(std::fs::read(&path).map_err(|e| format!("api.ca_file: cannot read {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        crate::cen::client::Client::new(
+            std::sync::Arc::new(secrets.signer),
+            crate::cen::client::ClientOptions {
+                base_url: self.api.base_url.clone(),
+                timeout: self.api.timeout.0,
+                extra_ca_pem,
+                subscriptions: self.api.subscriptions.clone(),
+                push_status: self.api.push_status.clone(),
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+
     /// Loads every key and secret the API section names.
     pub fn load_secrets(&self) -> Result<Secrets, ConfigError> {
         let api = &self.api;
@@ -721,6 +658,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl From<&DeliveryConfig> for crate::sinks::dispatcher::DeliverySettings {
+    fn from(d: &DeliveryConfig) -> Self {
+        crate::sinks::dispatcher::DeliverySettings {
+            backoff_initial: d.backoff_initial.0,
+            backoff_max: d.backoff_max.0,
+            max_attempts: d.max_attempts,
+            max_age: d.max_age.0,
+        }
     }
 }
 

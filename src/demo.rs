@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cen::keys::SigningKey;
 use crate::cen::notification::format_timestamp;
-use crate::cli::write_stdout;
 use crate::config::Config;
+use crate::output::write_stdout;
 use crate::simulate::{self, SimConfig};
 
 /// `demo` options.
@@ -113,11 +113,11 @@ path = "notifications.jsonl"
     // What a new user sees first with real credentials too: Mastercard generates
     // notifications only for subscriptions, and the simulator starts with one per subject.
     let subscriptions =
-        crate::service::client(&config)?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
+        config.api_client()?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
     let listing = format!(
         "subscriptions (cen-poller --config {} subscriptions list):\n{}\n",
         config_path.display(),
-        crate::subscriptions::commands::table(&subscriptions)
+        crate::subscriptions::render::table(&subscriptions)
     );
     if !write_stdout(&listing)? {
         return Ok(());

@@ -14,6 +14,7 @@ pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod operations;
+pub mod output;
 pub mod pagecache;
 pub mod poll;
 pub mod push;

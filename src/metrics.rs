@@ -187,7 +187,7 @@ impl Metrics {
         m.start_time_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         // Samples for the label values known up front, so every series exists (at 0) from
         // the first scrape: `rate()` and alerts need a series before its first increment.
-        for subject in crate::config::CEN_SUBJECTS {
+        for subject in crate::cen::SUBJECTS {
             let _ = m.recovered_by_pull.get_or_create(&SubjectLabels { subject: subject.into() });
         }
         for via in ["push", "pull", "backfill"] {

@@ -27,7 +27,7 @@ pub struct StatusReport {
     /// What the API lists and how it differs from `[[subscriptions]]` (asked of the API by
     /// `cen-poller status`; absent when not asked).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subscriptions: Option<crate::subscriptions::watch::StatusSection>,
+    pub subscriptions: Option<crate::service::subscriptions::StatusSection>,
 }
 
 /// Notifications first seen in a period.

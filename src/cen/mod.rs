@@ -19,5 +19,16 @@ pub mod notification;
 pub mod oauth;
 pub mod subscriptions;
 
+/// The seven subjects (SPEC 10), in the order the simulator's subject masks use.
+pub const SUBJECTS: [&str; 7] = [
+    "PAYMENT_AUTHORIZATION",
+    "CLEARING",
+    "BPC_PAYMENT_AUTHORIZATION",
+    "BPC_CLEARING",
+    "PAYMENT_UPDATE",
+    "TOKEN_LIFECYCLE_EVENT",
+    "TOKEN_PROVISIONING_EVENT",
+];
+
 /// How long Mastercard keeps a notification pollable (SPEC 10: "subject to change").
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::cen::RETENTION;
 use crate::cen::notification::{format_timestamp, parse_timestamp};
-use crate::config::parse_duration;
+use crate::units::parse_duration;
 
 /// A parsed `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

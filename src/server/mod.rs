@@ -36,8 +36,78 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ListenerLimits;
 use crate::metrics::CodeLabels;
+use crate::units::Dur;
+
+/// `[push.limits]`, `[vgs.limits]`, `[admin.limits]`: how long a client may take and how
+/// many connections a listener keeps open. A client that connects and says nothing holds a
+/// slot for at most `header_timeout`; at the cap a new connection takes the slot of the one
+/// that has gone longest without progress (waiting, or still sending its body), so idle or
+/// slow clients cannot keep a legitimate request out; only connections whose request is
+/// being answered keep theirs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerLimits {
+    /// Connections open at once. Default 1024: far more than Mastercard or VGS open, and
+    /// few enough file descriptors for the default `LimitNOFILE`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// From accept to a complete first request head — TLS handshake, protocol detection
+    /// and HTTP/2 preface included — and from the first byte of a later HTTP/1 head to its
+    /// end. Default `10s`: a sender on the other side of the world needs well under a
+    /// second.
+    #[serde(default = "ten_seconds")]
+    pub header_timeout: Dur,
+    /// A kept-alive connection with no request in flight is closed this long after its
+    /// last answer. Default `30s`: long enough for a sender's connection pool to reuse it
+    /// between bursts.
+    #[serde(default = "thirty_seconds")]
+    pub idle_timeout: Dur,
+    /// A request's body must arrive within this, else `408`. Default `30s`: 10 MiB at
+    /// well under 1 MiB/s.
+    #[serde(default = "thirty_seconds")]
+    pub body_timeout: Dur,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_connections: default_max_connections(),
+            header_timeout: ten_seconds(),
+            idle_timeout: thirty_seconds(),
+            body_timeout: thirty_seconds(),
+        }
+    }
+}
+
+impl ListenerLimits {
+    /// Checks the values; `section` is `push`, `vgs` or `admin`. Returns the key and message.
+    pub(crate) fn check(&self, section: &str) -> Result<(), (String, String)> {
+        if !(1..=65_536).contains(&self.max_connections) {
+            return Err((format!("{section}.limits.max_connections"), "must be between 1 and 65536".into()));
+        }
+        for (key, value) in [
+            ("header_timeout", &self.header_timeout),
+            ("idle_timeout", &self.idle_timeout),
+            ("body_timeout", &self.body_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err((format!("{section}.limits.{key}"), "must be more than 0s".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn ten_seconds() -> Dur {
+    Dur::secs(10)
+}
+fn thirty_seconds() -> Dur {
+    Dur::secs(30)
+}
 
 /// Limits of one listener (`[push.limits]`, `[vgs.limits]`, `[admin.limits]`).
 #[derive(Debug, Clone)]

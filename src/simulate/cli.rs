@@ -23,13 +23,13 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
     /// How much history exists at start (`30s`, `15m`, `24h`, `7d`).
-    #[arg(long, default_value = "1h", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = crate::units::parse_duration)]
     pub backlog: Duration,
     /// Stop after this many notifications (default: a live stream without end).
     #[arg(long)]
     pub count: Option<u64>,
     /// How long notifications stay pollable.
-    #[arg(long, default_value = "7d", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "7d", value_parser = crate::units::parse_duration)]
     pub retention: Duration,
     /// Largest page served; larger `limit`s are capped.
     #[arg(long, default_value_t = 1000)]
@@ -47,12 +47,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0)]
     pub rate_limit_rate: f64,
     /// `Retry-After` of those 429s.
-    #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::units::parse_duration)]
     pub retry_after: Duration,
     /// Probability that an answer is delayed by --slow-by.
     #[arg(long, default_value_t = 0.0)]
     pub slow_rate: f64,
-    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::units::parse_duration)]
     pub slow_by: Duration,
     /// Probability that a 200's JSON is cut in the middle.
     #[arg(long, default_value_t = 0.0)]
@@ -60,7 +60,7 @@ pub struct SimulateArgs {
     /// Fraction of notifications that become visible --late-by after their creation.
     #[arg(long, default_value_t = 0.0)]
     pub late_fraction: f64,
-    #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::units::parse_duration)]
     pub late_by: Duration,
     /// Probability, per page request with offset > 0, that one notification of the window
     /// expires and another appears (total unchanged).

@@ -17,15 +17,7 @@ use crate::cen::notification::{format_timestamp, format_utc, push_two_digits};
 use crate::json::escape::push_json_str;
 
 /// The seven CEN subjects, in the order their bit appears in a subject mask.
-pub const SUBJECTS: [&str; 7] = [
-    "PAYMENT_AUTHORIZATION",
-    "CLEARING",
-    "BPC_PAYMENT_AUTHORIZATION",
-    "BPC_CLEARING",
-    "PAYMENT_UPDATE",
-    "TOKEN_LIFECYCLE_EVENT",
-    "TOKEN_PROVISIONING_EVENT",
-];
+pub use crate::cen::SUBJECTS;
 
 /// A mask with every subject's bit set.
 pub const ALL_SUBJECTS: u8 = 0x7f;

@@ -19,12 +19,10 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Sink, SinkError};
-use crate::config::DeliveryConfig;
 pub use crate::metrics::SinkCounters;
 use crate::store::{Handoff, Leased, StoreHandle};
 
-/// How long a lease holds before another process may take the row over.
-pub const LEASE: Duration = Duration::from_secs(300);
+pub use crate::store::LEASE;
 /// How often an idle dispatcher looks at its outbox even without a wake-up (rows added by
 /// another process, retry times reached); also how often one fed by its handoff looks.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -39,17 +37,6 @@ pub struct DeliverySettings {
     pub backoff_max: Duration,
     pub max_attempts: u32,
     pub max_age: Duration,
-}
-
-impl From<&DeliveryConfig> for DeliverySettings {
-    fn from(d: &DeliveryConfig) -> Self {
-        DeliverySettings {
-            backoff_initial: d.backoff_initial.0,
-            backoff_max: d.backoff_max.0,
-            max_attempts: d.max_attempts,
-            max_age: d.max_age.0,
-        }
-    }
 }
 
 impl DeliverySettings {

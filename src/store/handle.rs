@@ -135,28 +135,23 @@ impl StoreHandle {
         Ok(accepted)
     }
 
-    /// Accepts VGS webhook events (source `vgs`, received by push) in one transaction and
-    /// wakes the dispatchers. Besides the usual counts, a new event whose name is not in
-    /// [`crate::config::VGS_EVENTS`] is counted in `unknown_events`: it is stored and
-    /// delivered like any other, and the metric tells the operator a name changed.
-    pub async fn accept_vgs(&self, batch: Vec<crate::vgs::Received>) -> Result<Accepted, StoreError> {
+    /// Accepts items of another source (VGS webhook events: `source` `vgs`, by push) in one
+    /// transaction and wakes the dispatchers; each item says what it stores through
+    /// [`Incoming`]. The caller counts anything source-specific from the answer.
+    pub async fn accept_from<T>(&self, source: &'static str, via: Via, batch: Vec<T>) -> Result<Accepted, StoreError>
+    where
+        T: Send + 'static,
+        for<'a> Incoming<'a>: From<&'a T>,
+    {
         let now_ms = Utc::now().timestamp_millis();
-        let records = self.records_to_hand_over(batch.iter().map(Incoming::from), Via::Push, now_ms);
+        let records = self.records_to_hand_over(batch.iter().map(Incoming::from), via, now_ms);
         let accepted = self
             .accept_handing_over(batch.len(), now_ms, move |s, routes, lease_to| {
                 let incoming: Vec<Incoming<'_>> = batch.iter().map(Incoming::from).collect();
-                s.accept_leasing(&incoming, Via::Push, false, routes, lease_to, now_ms, records)
+                s.accept_leasing(&incoming, via, false, routes, lease_to, now_ms, records)
             })
             .await?;
-        self.accepted(super::SOURCE_VGS, Via::Push, &accepted);
-        for (event, n) in accepted.new_by_subject.iter().filter(|(e, _)| !crate::vgs::is_known_event(e)) {
-            let labels = ReceivedLabels {
-                source: super::SOURCE_VGS.into(),
-                via: Via::Push.as_str().into(),
-                subject: event.clone(),
-            };
-            self.inner.metrics.unknown_events.get_or_create(&labels).inc_by(*n as u64);
-        }
+        self.accepted(source, via, &accepted);
         Ok(accepted)
     }
 
@@ -198,7 +193,7 @@ impl StoreHandle {
         let routes = self.routes();
         let inner = self.inner.clone();
         self.call(move |s| {
-            let until_ms = now_ms.saturating_add(crate::sinks::dispatcher::LEASE.as_millis() as i64);
+            let until_ms = now_ms.saturating_add(super::LEASE.as_millis() as i64);
             let handoffs = inner.handoffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let targets: Vec<Option<&Arc<Handoff>>> =
                 routes.iter().map(|r| handoffs.iter().find(|h| h.sink() == r.sink)).collect();

@@ -53,6 +53,11 @@ pub use outbox::{DeadLetter, Leased};
 /// something is stuck.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a dispatcher's claim on outbox rows lasts: rows not acknowledged by then are
+/// due again (the dispatcher died, or hangs), for any process. Far longer than a batch
+/// takes; a dispatcher renews its claim when a batch runs long.
+pub const LEASE: Duration = Duration::from_secs(300);
+
 /// `source` of a Mastercard CEN notification.
 pub const SOURCE_CEN: &str = "mastercard-cen";
 /// `source` of a VGS webhook event.

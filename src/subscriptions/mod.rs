@@ -10,15 +10,14 @@
 //! - [`watch`]: the daemon's hourly look at the subscriptions (metrics, warnings). It
 //!   never changes a subscription.
 
-pub mod commands;
 pub mod plan;
-pub mod watch;
+pub mod render;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::cen::SUBJECTS as CEN_SUBJECTS;
 use crate::cen::subscriptions::{FieldContent, Specification, Subscription};
-use crate::config::CEN_SUBJECTS;
 
 /// `[[subscriptions]]`: one subscription the API must have.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

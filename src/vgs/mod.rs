@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, VgsConfig, VgsVerify};
-use crate::metrics::{CodeLabels, ViaLabels};
+use crate::metrics::{CodeLabels, ReceivedLabels, ViaLabels};
 use crate::server::{self, BodyLimit, Limits, SharedTls, error_response as error};
 use crate::store::{SOURCE_VGS, StoreHandle, Via};
 
@@ -168,12 +168,20 @@ async fn receive(State(state): State<VgsState>, headers: HeaderMap, body: Body) 
     };
     let (id, name, known, readable) =
         (received.id.clone(), received.event.event.clone(), received.event.is_known(), received.timestamp_readable);
-    match state.store.accept_vgs(vec![received]).await {
+    match state.store.accept_from(SOURCE_VGS, Via::Push, vec![received]).await {
         Ok(accepted) => {
             if accepted.new == 0 {
                 tracing::debug!(%id, event = %name, "vgs: duplicate event, not delivered again");
             } else {
                 if !known {
+                    // Stored and delivered like any other; the metric tells the operator a
+                    // name changed.
+                    let labels = ReceivedLabels {
+                        source: SOURCE_VGS.into(),
+                        via: Via::Push.as_str().into(),
+                        subject: name.clone(),
+                    };
+                    state.store.metrics().unknown_events.get_or_create(&labels).inc();
                     tracing::warn!(%id, event = %name, "vgs: event name not known to this version; stored and delivered");
                 }
                 if !readable {

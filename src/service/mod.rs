@@ -9,6 +9,8 @@
 //! [`Running::reload`]), the push endpoint reloads its certificates, and the file sinks
 //! reopen their files (logrotate).
 
+pub mod subscriptions;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cen::client::{Client, ClientOptions};
+use crate::cen::client::Client;
 use crate::config::{Config, SinkConfig};
 use crate::poll::{PollSettings, Poller, Scanner};
 use crate::sinks;
@@ -39,25 +41,7 @@ pub fn open_store(config: &Config) -> Result<StoreHandle, String> {
 
 /// Builds the API client from the configuration (loads the signing key).
 pub fn client(config: &Config) -> Result<Client, String> {
-    let secrets = config.load_secrets().map_err(|e| e.to_string())?;
-    let extra_ca_pem = match &config.api.ca_file {
-        Some(f) => {
-            let path = config.resolve(f);
-            Some(std::fs::read(&path).map_err(|e| format!("api.ca_file: cannot read {}: {e}", path.display()))?)
-        }
-        None => None,
-    };
-    Client::new(
-        Arc::new(secrets.signer),
-        ClientOptions {
-            base_url: config.api.base_url.clone(),
-            timeout: config.api.timeout.0,
-            extra_ca_pem,
-            subscriptions: config.api.subscriptions.clone(),
-            push_status: config.api.push_status.clone(),
-        },
-    )
-    .map_err(|e| e.to_string())
+    config.api_client()
 }
 
 /// The running pieces of a daemon, for `demo` and tests to look at.
@@ -351,7 +335,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
     }
     // The subscription watch (SPEC 11): at start, then hourly; it never changes anything.
-    let watch = crate::subscriptions::watch::Watch::new(client.clone(), config, store.metrics().clone());
+    let watch = subscriptions::Watch::new(client.clone(), config, store.metrics().clone());
     tasks.spawn(watch.run(shutdown.clone()));
     let mut poller = Poller::new(client, store.clone(), PollSettings::from_config(config));
     poller.heartbeat = liveness.register("poll");

@@ -4,11 +4,15 @@
 //! 1 a runtime failure; 3 a backfill that could not fetch part of its range; 4
 //! `subscriptions plan` with changes pending.
 
+pub mod subscriptions;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::output::write_stdout;
 
 use crate::config::{self, Config, ConfigError};
 
@@ -60,7 +64,7 @@ pub enum Command {
     /// plan/apply of the configuration's [[subscriptions]].
     Subscriptions {
         #[command(subcommand)]
-        action: crate::subscriptions::commands::SubscriptionsAction,
+        action: subscriptions::SubscriptionsAction,
     },
     /// The fields subscriptions can filter on (GET /fieldmappings).
     Fieldmappings {
@@ -160,20 +164,6 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Writes `text` to standard output and flushes it. Unlike `print!`, a failure is returned,
-/// not a panic: a reader that went away (`cen-poller status | head -1`) or a full disk
-/// must not turn a finished command into a crash with exit code 101. `Ok(false)` when the
-/// reader has gone away: not an error (it has read what it wanted, as with `head`), but
-/// nothing more need be written; anything else is an error that says so.
-pub(crate) fn write_stdout(text: &str) -> Result<bool, String> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
-    }
-}
-
 /// [`write_stdout`] for a command's report.
 fn emit(text: &str) -> Result<(), CliError> {
     write_stdout(text).map(drop).map_err(CliError::Runtime)
@@ -206,9 +196,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         (None, None) => daemon(&cli.config),
         (Some(Command::DeadLetters { action }), None) => dead_letters(&cli.config, action),
         (Some(Command::Replay { range, sink }), None) => replay(&cli.config, range, sink.as_deref()),
-        (Some(Command::Subscriptions { action }), None) => crate::subscriptions::commands::run(&cli.config, action),
+        (Some(Command::Subscriptions { action }), None) => subscriptions::run(&cli.config, action),
         (Some(Command::Fieldmappings { subject, json }), None) => {
-            crate::subscriptions::commands::fieldmappings(&cli.config, subject.as_deref(), *json)
+            subscriptions::fieldmappings(&cli.config, subject.as_deref(), *json)
         }
     }
 }
@@ -260,7 +250,7 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
 fn status(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
     let mut report = crate::status::collect(&config).map_err(CliError::Runtime)?;
-    report.subscriptions = Some(crate::subscriptions::watch::status_section(&config));
+    report.subscriptions = Some(crate::service::subscriptions::status_section(&config));
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a status report serialises")))?;
     } else {

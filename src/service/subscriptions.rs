@@ -15,12 +15,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::SubscriptionConfig;
-use super::plan::{self, Change};
 use crate::cen::client::{ApiError, Client};
 use crate::cen::subscriptions::SubscriptionDetails;
 use crate::config::Config;
 use crate::metrics::{Metrics, SubscriptionLabels};
+use crate::subscriptions::SubscriptionConfig;
+use crate::subscriptions::plan::{self, Change};
 
 /// How often the daemon looks (SPEC 11: at least hourly).
 pub const INTERVAL: Duration = Duration::from_secs(3600);
@@ -135,8 +135,8 @@ pub struct StatusSection {
 pub fn status_section(config: &Config) -> StatusSection {
     let failed = |e: String| StatusSection { findings: Findings::default(), error: Some(e) };
     let mut quick = config.clone();
-    quick.api.timeout = crate::config::Dur(config.api.timeout.0.min(Duration::from_secs(10)));
-    let client = match crate::service::client(&quick) {
+    quick.api.timeout = crate::units::Dur(config.api.timeout.0.min(Duration::from_secs(10)));
+    let client = match quick.api_client() {
         Ok(c) => c,
         Err(e) => return failed(e),
     };
