@@ -27,6 +27,7 @@ pub mod cli;
 pub mod data;
 pub mod faults;
 pub mod generate;
+mod http;
 pub mod push;
 pub mod server;
 pub mod subscriptions;

@@ -20,16 +20,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::data::{Filter, ItemKey, PUSH_STATUSES};
 use super::generate::{subject_index, write_notification};
+use super::http::{API_SOURCE, decode_component, error_body, respond};
 use super::{RequestInfo, Simulator, ceil_ms, lock};
 use crate::cen::notification::parse_timestamp;
 use crate::cen::oauth::{VerifyError, parse_authorization, verify};
-
-/// The `Source` of errors raised by the simulated API itself (gateway errors say `Gateway`).
-pub const API_SOURCE: &str = "cen-simulator";
 
 /// The router: everything goes through one handler, which dispatches on the path suffix.
 pub fn router(sim: Simulator) -> Router {
@@ -40,30 +38,6 @@ async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
     let response = answer(&sim, req).await;
     sim.record_status(response.status().as_u16());
     response
-}
-
-/// A response with the simulator's `Date` and a JSON content type.
-pub(crate) fn respond(sim: &Simulator, status: StatusCode, body: impl Into<Body>) -> Response {
-    let date = sim.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-    let mut response = Response::new(body.into());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&date) {
-        headers.insert(header::DATE, v);
-    }
-    response
-}
-
-/// The error envelope of SPEC 10.
-pub fn error_body(source: &str, reason: &str, description: &str, recoverable: bool) -> Value {
-    json!({"Errors": {"Error": [{
-        "Source": source,
-        "ReasonCode": reason,
-        "Description": description,
-        "Recoverable": recoverable,
-        "Details": null,
-    }]}})
 }
 
 fn error(
@@ -191,36 +165,6 @@ impl Query {
             push_statuses: (!self.push_statuses.is_empty()).then(|| self.push_statuses.clone()),
         }
     }
-}
-
-/// Decodes a query component: `%XX` and `+` (a space, as form decoding does). Invalid
-/// escapes and invalid UTF-8 are errors, not guesses.
-pub(crate) fn decode_component(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("invalid percent-encoding in {s:?}"))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{s:?} does not decode to UTF-8"))
 }
 
 /// Parses the query string of `GET /notifications` (snake_case names, percent-encoded).

@@ -23,7 +23,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::generate::{SUBJECTS, hash3, subscription_name};
-use super::server::API_SOURCE;
+use super::http::{API_SOURCE, decode_component, error_body, respond};
 use super::{Simulator, lock};
 
 /// The most a request body may hold.
@@ -292,7 +292,7 @@ fn list_params(raw: Option<&str>) -> Result<(usize, usize, String), Refusal> {
     let (mut offset, mut limit, mut sort) = (0usize, 25usize, "name".to_owned());
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = super::server::decode_component(v).map_err(|e| bad("INVALID_REQUEST_PARAMETER", e))?;
+        let v = decode_component(v).map_err(|e| bad("INVALID_REQUEST_PARAMETER", e))?;
         let number = |name: &str| {
             v.parse::<usize>().map_err(|_| {
                 bad("INVALID_REQUEST_PARAMETER", format!("{name} must be a non-negative integer, got {v:?}"))
@@ -450,7 +450,7 @@ pub(crate) fn answer(
     })();
     match result {
         Ok((status, body, location)) => {
-            let mut response = super::server::respond(sim, status, body.map(|b| b.to_string()).unwrap_or_default());
+            let mut response = respond(sim, status, body.map(|b| b.to_string()).unwrap_or_default());
             if let Some(id) = location
                 && let Ok(v) = HeaderValue::from_str(&format!("subscriptions/{id}"))
             {
@@ -459,8 +459,8 @@ pub(crate) fn answer(
             response
         }
         Err((status, reason, description)) => {
-            let body = super::server::error_body(API_SOURCE, reason, &description, false).to_string();
-            super::server::respond(sim, status, body)
+            let body = error_body(API_SOURCE, reason, &description, false).to_string();
+            respond(sim, status, body)
         }
     }
 }

@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::borrowing::BorrowingStatement;
-use super::outbox::{Leased, json_array};
+use super::outbox::{Leased, Route, json_array};
 use super::record::{RecordFields, write_record};
 use super::{SOURCES, Store, StoreError};
 use crate::cen::notification::Notification;
@@ -123,22 +123,6 @@ impl<'a> From<&'a Notification> for Incoming<'a> {
             created_raw: &n.created_raw,
             json: &n.json,
         }
-    }
-}
-
-/// A sink and the subjects it takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The sink's configured name.
-    pub sink: String,
-    /// The subjects it receives; empty means all.
-    pub subjects: Vec<String>,
-}
-
-impl Route {
-    /// Whether a notification with this subject goes to this sink.
-    pub fn matches(&self, subject: &str) -> bool {
-        self.subjects.is_empty() || self.subjects.iter().any(|s| s == subject)
     }
 }
 

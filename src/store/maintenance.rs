@@ -6,9 +6,9 @@
 //! is never held up for long. Everything that scans by time walks the
 //! `(source, created_ms, …)` index one source at a time, never the whole table.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 
-use super::outbox::write_tx;
+use super::tx::{for_each_slice, write_tx};
 use super::{SOURCES, Store, StoreError};
 
 /// Prune works through creation time in slices of this span…
@@ -30,11 +30,6 @@ pub struct CountRow {
     /// Notifications in this group.
     pub n: u64,
 }
-
-const FIRST_CREATED: &str = "
-    SELECT created_ms FROM notifications
-    WHERE source = ?1 AND created_ms >= ?2 AND created_ms < ?3
-    ORDER BY created_ms LIMIT 1";
 
 pub(super) const PRUNE_CHUNK_DELETE: &str = "
     DELETE FROM notifications WHERE nid IN (
@@ -99,30 +94,4 @@ impl Store {
         };
         read().map_err(|e| self.fail("count notifications", e))
     }
-}
-
-/// Calls `f(conn, lo, hi)` for consecutive slices `[lo, hi)` of at most `slice_ms` that
-/// together cover every stored `created_ms` of `source` in `[start, end)`, jumping over
-/// stretches with nothing stored (one index seek each), so a wide range costs no more than
-/// the data in it. `f` may open its own transactions.
-pub(super) fn for_each_slice(
-    conn: &mut Connection,
-    source: &str,
-    start: i64,
-    end: i64,
-    slice_ms: i64,
-    mut f: impl FnMut(&mut Connection, i64, i64) -> rusqlite::Result<()>,
-) -> rusqlite::Result<()> {
-    let slice_ms = slice_ms.max(1);
-    let mut from = start;
-    while from < end {
-        let first: Option<i64> =
-            conn.prepare_cached(FIRST_CREATED)?.query_row(params![source, from, end], |row| row.get(0)).optional()?;
-        let Some(lo) = first else { break };
-        // lo < end, so hi > lo and the walk always advances.
-        let hi = lo.saturating_add(slice_ms).min(end);
-        f(conn, lo, hi)?;
-        from = hi;
-    }
-    Ok(())
 }

@@ -34,6 +34,7 @@ mod outbox;
 mod record;
 #[cfg(test)]
 mod tests;
+mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -41,12 +42,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use accept::{Accepted, Incoming, LeaseTo, Route, Via};
+pub use accept::{Accepted, Incoming, LeaseTo, Via};
 pub use error::StoreError;
 pub use handle::StoreHandle;
 pub use handoff::Handoff;
 pub use maintenance::CountRow;
-pub use outbox::{DeadLetter, Leased};
+pub use outbox::{DeadLetter, Leased, Route};
 
 /// How long a write waits for another process's write lock before giving up. The daemon and
 /// a `--backfill` share the file; their transactions are short, so this is only reached when
@@ -188,7 +189,7 @@ impl Store {
     /// Proves the database takes writes now (for `/readyz`): one tiny committed write, so
     /// a full disk, a read-only remount or a lock held by a stuck process shows up.
     pub fn check_writable(&mut self, now_ms: i64) -> Result<(), StoreError> {
-        outbox::write_tx(&mut self.conn, |tx| {
+        tx::write_tx(&mut self.conn, |tx| {
             tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_write_check_ms', ?1)")?
                 .execute([now_ms])
         })

@@ -11,11 +11,10 @@
 //! Order: within a sink, rows are offered in `seq` (acceptance) order; a row waiting for its
 //! retry does not hold back the rows behind it.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
-use super::accept::Route;
-use super::maintenance::for_each_slice;
 use super::record::{RecordFields, write_record};
+use super::tx::{for_each_slice, unsynced_tx, write_tx};
 use super::{SOURCES, Store, StoreError};
 
 /// Longest `last_error` kept; a sink's error body can be large, the operator needs the gist.
@@ -44,6 +43,22 @@ pub struct Leased {
     pub received_via: String,
     /// The SPEC 6 record, ready to send.
     pub record: String,
+}
+
+/// A sink and the subjects it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The sink's configured name.
+    pub sink: String,
+    /// The subjects it receives; empty means all.
+    pub subjects: Vec<String>,
+}
+
+impl Route {
+    /// Whether a notification with this subject goes to this sink.
+    pub fn matches(&self, subject: &str) -> bool {
+        self.subjects.is_empty() || self.subjects.iter().any(|s| s == subject)
+    }
 }
 
 /// A delivery given up on.
@@ -370,17 +385,6 @@ impl Store {
     }
 }
 
-/// Runs `f` in one IMMEDIATE transaction and commits it.
-pub(super) fn write_tx<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = f(&tx)?;
-    tx.commit()?;
-    Ok(value)
-}
-
 fn lease_tx(
     conn: &mut Connection,
     sink: &str,
@@ -445,22 +449,6 @@ fn lease_in(
 
 fn ack_tx(conn: &mut Connection, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {
     unsynced_tx(conn, |tx| ack_in(tx, owner, seqs))
-}
-
-/// [`write_tx`] whose commit is not fsynced on its own (see [`super::unsynced`]).
-///
-/// For leases and acknowledgements, whose loss can only make a row deliverable again: a
-/// power loss before the next synced commit or checkpoint (one is started after every store
-/// call, so usually milliseconds later) can undo one, and the batch is then delivered
-/// again, a duplicate with the same `id`, never a loss (G1, G4). It saves one fsync per
-/// delivered batch with the store's lock held; in the backfill benchmark the
-/// acknowledgements' lock time per million fell from 3.2–3.6 s to 1.3–1.4 s, and the
-/// accepts', which wait less behind fsyncs, by 2–3.5 s (BENCHMARKS.md, third round).
-pub(super) fn unsynced_tx<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    super::unsynced(conn, |conn| write_tx(conn, f))
 }
 
 fn ack_in(tx: &rusqlite::Transaction<'_>, owner: &str, seqs: &[i64]) -> rusqlite::Result<usize> {

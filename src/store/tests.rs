@@ -555,7 +555,7 @@ fn ack_and_lease_acknowledges_then_leases_the_next_rows_in_one_go() {
     assert_eq!((acked, next.len()), (2, 0));
 }
 
-/// Leases and acknowledgements commit without an fsync of their own (`outbox::unsynced_tx`);
+/// Leases and acknowledgements commit without an fsync of their own (`tx::unsynced_tx`);
 /// everything else, accepts above all, must stay `synchronous=FULL` (G4).
 #[test]
 fn leases_and_acks_are_not_fsynced_but_leave_every_other_commit_synced() {
