@@ -15,8 +15,7 @@ use async_nats::jetstream;
 use cen_poller::cen::notification::format_timestamp;
 use cen_poller::simulate::SimConfig;
 use cen_poller::sinks::nats::NatsSink;
-use cen_poller::sinks::{Sink, SinkError};
-use cen_poller::store::Leased;
+use cen_poller::sinks::{Record, Sink, SinkError};
 use chrono::{TimeDelta, Utc};
 use common::Env;
 use futures::StreamExt;
@@ -92,13 +91,10 @@ fn ids(messages: &[Stored]) -> BTreeMap<String, usize> {
     ids
 }
 
-fn leased(i: usize) -> Leased {
+fn leased(i: usize) -> Record {
     let id = format!("{i:064x}");
-    Leased {
-        seq: i as i64,
+    Record {
         id: id.clone(),
-        attempts: 0,
-        enqueued_ms: 0,
         subject: if i.is_multiple_of(2) { "CLEARING".into() } else { "cmp_au_card.updated".into() },
         created_raw: "2026-11-22T10:00:00.640Z".into(),
         received_via: "pull".into(),
@@ -173,7 +169,7 @@ async fn a_server_down_then_up_and_repeats_are_stored_once() {
     let port = servers::free_port();
     let url = format!("nats://cen:s3cret@127.0.0.1:{port}");
     let sink = NatsSink::new("bus", &url, "CEN", "cen.{subject}").unwrap();
-    let batch: Vec<Leased> = (0..50).map(leased).collect();
+    let batch: Vec<Record> = (0..50).map(leased).collect();
     let outcomes = sink.deliver(&batch).await;
     assert_eq!(outcomes.len(), 50);
     for o in &outcomes {
@@ -206,7 +202,7 @@ async fn a_server_down_then_up_and_repeats_are_stored_once() {
     // the client had buffered meanwhile may reach the stream too: still stored once.
     let mut nats = nats;
     tokio::task::block_in_place(|| nats.stop());
-    let more: Vec<Leased> = (50..60).map(leased).collect();
+    let more: Vec<Record> = (50..60).map(leased).collect();
     let outcomes = sink.deliver(&more).await;
     assert!(outcomes.iter().all(|o| matches!(o, Err(SinkError::Retryable(_)))), "{outcomes:?}");
     tokio::task::block_in_place(|| nats.start_again());

@@ -14,8 +14,7 @@ use std::time::Duration;
 use cen_poller::cen::notification::format_timestamp;
 use cen_poller::simulate::SimConfig;
 use cen_poller::sinks::postgres::PostgresSink;
-use cen_poller::sinks::{Sink, SinkError};
-use cen_poller::store::Leased;
+use cen_poller::sinks::{Record, Sink, SinkError};
 use chrono::{TimeDelta, Utc};
 use common::{Env, wait_for};
 use servers::PgServer;
@@ -73,12 +72,9 @@ fn queued_for(env: &Env, sink: &str) -> i64 {
     db.query_row("SELECT count(*) FROM outbox WHERE sink = ?1", [sink], |r| r.get(0)).unwrap_or(0)
 }
 
-fn leased(seq: i64, id: &str, created: &str, record: &str) -> Leased {
-    Leased {
-        seq,
+fn leased(_seq: i64, id: &str, created: &str, record: &str) -> Record {
+    Record {
         id: id.into(),
-        attempts: 0,
-        enqueued_ms: 0,
         subject: "CLEARING".into(),
         created_raw: created.into(),
         received_via: "push".into(),
@@ -189,7 +185,7 @@ async fn notifications_reach_the_table_once_with_the_right_columns() {
 async fn rejected_records_are_dead_letters_and_repeats_are_ignored() {
     let mut pg = blocking(PgServer::init);
     let sink = PostgresSink::new("ledger", &pg.dsn(), "ops.Ledger", Path::to_path_buf).unwrap();
-    let good: Vec<Leased> = (0..3)
+    let good: Vec<Record> = (0..3)
         .map(|i| leased(i, &format!("id-{i}"), "2026-11-22T10:00:00.640Z", &record(&format!("id-{i}"))))
         .collect();
 

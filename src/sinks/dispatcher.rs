@@ -18,6 +18,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::Record;
 use super::{Sink, SinkError};
 pub use crate::metrics::SinkCounters;
 use crate::store::{Handoff, Leased, StoreHandle};
@@ -222,12 +223,14 @@ impl Dispatcher {
         if batch.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let outcomes = self.sink.deliver(&batch).await;
-        let mut delivered = Vec::with_capacity(batch.len());
-        for (item, outcome) in
-            batch.iter().zip(outcomes.into_iter().chain(std::iter::repeat(Err(SinkError::Retryable(
-                "the sink returned no outcome for this record".into(),
-            )))))
+        let size = batch.len();
+        // The sink sees the records only; the rows' bookkeeping stays here (moved, not copied).
+        let (rows, records): (Vec<Row>, Vec<Record>) = batch.into_iter().map(split).unzip();
+        let outcomes = self.sink.deliver(&records).await;
+        let mut delivered = Vec::with_capacity(size);
+        let no_outcome = || Err(SinkError::Retryable("the sink returned no outcome for this record".into()));
+        for ((item, record), outcome) in
+            rows.iter().zip(&records).zip(outcomes.into_iter().chain(std::iter::repeat_with(no_outcome)))
         {
             match outcome {
                 Ok(()) => delivered.push(item.seq),
@@ -242,11 +245,11 @@ impl Dispatcher {
                         }
                     };
                     if give_up {
-                        tracing::warn!(sink = %name, id = %item.id, attempts, error = %err, "delivery failed for good: dead letter (see `cen-poller dead-letters`)");
+                        tracing::warn!(sink = %name, id = %record.id, attempts, error = %err, "delivery failed for good: dead letter (see `cen-poller dead-letters`)");
                         self.store.dead_letter(item.seq, &self.owner, &err.to_string()).await?;
                     } else {
                         let next = now + self.settings.backoff(attempts).as_millis() as i64;
-                        tracing::debug!(sink = %name, id = %item.id, attempts, error = %err, "delivery failed; will retry");
+                        tracing::debug!(sink = %name, id = %record.id, attempts, error = %err, "delivery failed; will retry");
                         self.store.retry_later(item.seq, &self.owner, &err.to_string(), next).await?;
                     }
                 }
@@ -263,8 +266,20 @@ impl Dispatcher {
             }
             self.counters.delivered.inc_by(count);
         }
-        Ok((batch.len(), next))
+        Ok((size, next))
     }
+}
+
+/// What the dispatcher keeps of an outbox row while its record is out for delivery.
+struct Row {
+    seq: i64,
+    attempts: u32,
+    enqueued_ms: i64,
+}
+
+fn split(row: Leased) -> (Row, Record) {
+    let Leased { seq, id, attempts, enqueued_ms, subject, created_raw, received_via, record } = row;
+    (Row { seq, attempts, enqueued_ms }, Record { id, subject, created_raw, received_via, record })
 }
 
 #[cfg(test)]
@@ -298,7 +313,7 @@ mod tests {
         fn max_batch(&self) -> usize {
             self.max
         }
-        fn deliver<'a>(&'a self, batch: &'a [Leased]) -> futures::future::BoxFuture<'a, super::super::Outcomes> {
+        fn deliver<'a>(&'a self, batch: &'a [Record]) -> futures::future::BoxFuture<'a, super::super::Outcomes> {
             async move {
                 self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 self.permits.acquire().await.expect("open semaphore").forget();

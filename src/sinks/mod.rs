@@ -17,7 +17,22 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::store::Leased;
+/// One record as a sink receives it: the SPEC 6 record, ready to send, and the columns some
+/// sinks need beside it. The dispatcher makes it from the store's row; a sink never sees
+/// the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The notification id (also inside `record`).
+    pub id: String,
+    /// The notification's subject (for NATS subjects and PostgreSQL columns).
+    pub subject: String,
+    /// `createdTimestamp` as sent.
+    pub created_raw: String,
+    /// `push`, `pull`, `backfill` or `audit`.
+    pub received_via: String,
+    /// The SPEC 6 record.
+    pub record: String,
+}
 
 /// Why a record was not delivered.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -41,7 +56,7 @@ pub trait Sink: Send + Sync {
     fn max_batch(&self) -> usize;
     /// Delivers `batch`; returns one outcome per record. Only `Ok` records are
     /// acknowledged, so an `Ok` must mean "durable at the destination".
-    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes>;
+    fn deliver<'a>(&'a self, batch: &'a [Record]) -> BoxFuture<'a, Outcomes>;
     /// SIGHUP: reopen files (logrotate) or connections. Default: nothing.
     fn reopen(&self) {}
 }
@@ -142,14 +157,11 @@ pub fn build(entries: &[SinkConfig], files: &dyn Files) -> Result<Vec<Arc<dyn Si
     entries.iter().map(|s| s.spec().build(files)).collect()
 }
 
-/// A leased row for the sinks' unit tests: seq 1, first attempt, record `{"id":…}`.
+/// A record for the sinks' unit tests: record `{"id":…}`, a CLEARING pulled.
 #[cfg(test)]
-pub(crate) fn test_leased(id: &str) -> Leased {
-    Leased {
-        seq: 1,
+pub(crate) fn test_record(id: &str) -> Record {
+    Record {
         id: id.into(),
-        attempts: 0,
-        enqueued_ms: 0,
         subject: "CLEARING".into(),
         created_raw: "2026-11-22T10:00:00.000Z".into(),
         received_via: "pull".into(),

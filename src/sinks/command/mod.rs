@@ -28,8 +28,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Outcomes, Sink, SinkError};
-use crate::store::Leased;
+use super::{Outcomes, Record, Sink, SinkError};
 
 /// Runs of one sink at once: enough to overlap a handler's start-up cost, few enough not to
 /// fork-bomb the host while a backlog drains.
@@ -75,7 +74,7 @@ impl CommandSink {
     }
 
     /// One run for one record.
-    async fn run(&self, item: &Leased) -> Result<(), SinkError> {
+    async fn run(&self, item: &Record) -> Result<(), SinkError> {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -249,7 +248,7 @@ impl Sink for CommandSink {
         MAX_BATCH
     }
 
-    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes> {
+    fn deliver<'a>(&'a self, batch: &'a [Record]) -> BoxFuture<'a, Outcomes> {
         Box::pin(async move {
             // Collected first: a stream holding the mapping closure trips the compiler's
             // higher-ranked `Send` check on this boxed future.
@@ -263,7 +262,7 @@ impl Sink for CommandSink {
 mod tests {
     use super::*;
 
-    use crate::sinks::test_leased as leased;
+    use crate::sinks::test_record as leased;
 
     fn sh(script: &str, timeout: Duration) -> CommandSink {
         let argv: Vec<String> = ["/bin/sh", "-c", script].iter().map(|s| s.to_string()).collect();

@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 
-use super::{Outcomes, Sink, SinkError};
-use crate::store::Leased;
+use super::{Outcomes, Record, Sink, SinkError};
 
 pub struct FileSink {
     name: String,
@@ -46,7 +45,7 @@ impl FileSink {
         })
     }
 
-    fn write_batch(&self, batch: &[Leased]) -> Result<(), SinkError> {
+    fn write_batch(&self, batch: &[Record]) -> Result<(), SinkError> {
         // The records and their newlines go to the kernel as they are (writev), not copied
         // into one buffer first: that was ~2 MB of copying per full batch.
         let mut lines: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
@@ -133,7 +132,7 @@ impl Sink for FileSink {
         1000
     }
 
-    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes> {
+    fn deliver<'a>(&'a self, batch: &'a [Record]) -> BoxFuture<'a, Outcomes> {
         Box::pin(async move {
             // Blocking file I/O inline: a few writes and one fsync per batch of up to 1000
             // records, on the dispatcher's own task; other tasks run on the other workers.
@@ -151,7 +150,7 @@ impl Sink for FileSink {
 mod tests {
     use super::*;
 
-    use crate::sinks::test_leased as leased;
+    use crate::sinks::test_record as leased;
 
     #[tokio::test]
     async fn a_torn_last_line_does_not_swallow_the_next_record() {
@@ -194,7 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         let sink = FileSink::open("archive", &path).unwrap();
-        let batch: Vec<Leased> = (0..1500).map(|i| leased(&format!("n{i}"))).collect();
+        let batch: Vec<Record> = (0..1500).map(|i| leased(&format!("n{i}"))).collect();
         assert!(sink.deliver(&batch).await.iter().all(Result::is_ok));
         let expected: String = (0..1500).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);

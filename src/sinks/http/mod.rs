@@ -34,8 +34,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
-use super::{Outcomes, Sink, SinkError};
-use crate::store::Leased;
+use super::{Outcomes, Record, Sink, SinkError};
 
 /// Requests of one batch in flight at once: enough to hide a receiver's latency, few enough
 /// not to swamp it after an outage (the backlog drains batch by batch).
@@ -106,7 +105,7 @@ impl HttpSink {
     }
 
     /// One attempt for one record.
-    async fn post(&self, item: &Leased, keys: &[hmac::Key]) -> Result<(), SinkError> {
+    async fn post(&self, item: &Record, keys: &[hmac::Key]) -> Result<(), SinkError> {
         let timestamp = chrono::Utc::now().timestamp();
         let mut request = self
             .client
@@ -259,7 +258,7 @@ impl Sink for HttpSink {
         MAX_BATCH
     }
 
-    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes> {
+    fn deliver<'a>(&'a self, batch: &'a [Record]) -> BoxFuture<'a, Outcomes> {
         Box::pin(async move {
             let keys = self.keys.read().map(|k| k.clone()).unwrap_or_else(|p| p.into_inner().clone());
             // Collected first: a stream holding the mapping closure trips the compiler's

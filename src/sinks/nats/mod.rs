@@ -31,8 +31,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{Outcomes, Sink, SinkError};
-use crate::store::Leased;
+use super::{Outcomes, Record, Sink, SinkError};
 
 /// Records per batch; JetStream takes them as concurrent publishes.
 const MAX_BATCH: usize = 1000;
@@ -136,7 +135,7 @@ impl NatsSink {
         Ok(())
     }
 
-    async fn deliver_batch(&self, batch: &[Leased]) -> Outcomes {
+    async fn deliver_batch(&self, batch: &[Record]) -> Outcomes {
         let mut slot = self.state.lock().await;
         if slot.is_none() {
             match self.connect().await {
@@ -163,7 +162,7 @@ impl NatsSink {
 
     /// Publishes every record, then awaits every ack. Returns the outcomes and whether
     /// JetStream said no stream takes the subject.
-    async fn publish(&self, js: &jetstream::Context, batch: &[Leased]) -> (Outcomes, bool) {
+    async fn publish(&self, js: &jetstream::Context, batch: &[Record]) -> (Outcomes, bool) {
         let mut outcomes: Outcomes = Vec::with_capacity(batch.len());
         let mut pending = Vec::with_capacity(batch.len());
         let mut stream_missing = false;
@@ -228,7 +227,7 @@ impl Sink for NatsSink {
         MAX_BATCH
     }
 
-    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes> {
+    fn deliver<'a>(&'a self, batch: &'a [Record]) -> BoxFuture<'a, Outcomes> {
         Box::pin(self.deliver_batch(batch))
     }
 }

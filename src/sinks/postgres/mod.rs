@@ -42,8 +42,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::{Client, NoTls, Socket, Statement};
 
-use super::{Outcomes, Sink, SinkError};
-use crate::store::Leased;
+use super::{Outcomes, Record, Sink, SinkError};
 
 /// Records per statement: large enough that a backlog drains at thousands per second, small
 /// enough that one statement stays well under a second and a few MB.
@@ -190,7 +189,7 @@ impl PostgresSink {
     }
 
     /// Inserts `batch` in one statement.
-    async fn insert(&self, conn: &Conn, batch: &[Leased]) -> Result<(), Failure> {
+    async fn insert(&self, conn: &Conn, batch: &[Record]) -> Result<(), Failure> {
         let ids: Vec<&str> = batch.iter().map(|l| l.id.as_str()).collect();
         let subjects: Vec<&str> = batch.iter().map(|l| l.subject.as_str()).collect();
         let created: Vec<&str> = batch.iter().map(|l| l.created_raw.as_str()).collect();
@@ -205,7 +204,7 @@ impl PostgresSink {
         }
     }
 
-    async fn deliver_batch(&self, batch: &[Leased]) -> Outcomes {
+    async fn deliver_batch(&self, batch: &[Record]) -> Outcomes {
         let mut slot = self.conn.lock().await;
         if slot.as_ref().is_some_and(|c| c.client.is_closed()) {
             *slot = None;
@@ -267,7 +266,7 @@ impl Sink for PostgresSink {
         MAX_BATCH
     }
 
-    fn deliver<'a>(&'a self, batch: &'a [Leased]) -> BoxFuture<'a, Outcomes> {
+    fn deliver<'a>(&'a self, batch: &'a [Record]) -> BoxFuture<'a, Outcomes> {
         Box::pin(self.deliver_batch(batch))
     }
 
