@@ -6,6 +6,16 @@
 //! ids. Anything else is split in time and read again. Every response's notifications are
 //! committed as they arrive (committing is idempotent: ids dedupe), so progress survives a
 //! crash mid-window.
+//!
+//! The walk is shared by the poll cycle, `--backfill` and the audit (`super::audit`): what
+//! differs is only what happens to a response ([`Take`]): committed as `pull`/`backfill`,
+//! or compared with the store and listed (and with `--repair` committed as `audit`).
+//!
+//! A poll cycle's window `[watermark - lookback, end)` is walked as two parts: the part
+//! already read by earlier cycles, `[watermark - lookback, watermark)`, proven unchanged by
+//! one count, and the new part `[watermark, end)`, read at once when its new notifications
+//! fit a page ([`Scanner::scan_split`]). A steady-state cycle thus costs two requests and
+//! reads each new notification about once, whatever the lookback.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -63,6 +73,24 @@ impl ScanStats {
             *self.by_subject.entry(k.clone()).or_default() += v;
         }
     }
+}
+
+/// A notification the API has and the store lacked, found by an audit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Missing {
+    pub id: String,
+    pub subject: String,
+    /// `createdTimestamp` exactly as the API sent it.
+    pub created_timestamp: String,
+}
+
+/// What a scan does with each response.
+pub enum Take<'a> {
+    /// Commit it, as `pull` or `backfill` (or anything else).
+    Store(Via),
+    /// Audit: list what the store lacks in `found` (by id: a notification read twice is
+    /// listed once) and, with `repair`, commit it as `audit`.
+    Audit { repair: bool, found: &'a mut BTreeMap<String, Missing> },
 }
 
 /// Reads windows of the API into the store.
@@ -128,8 +156,38 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<(), ScanError> {
+        self.scan_parts(&[start, end], &mut Take::Store(via), shutdown, stats).await
+    }
+
+    /// [`Scanner::scan`] of `[start, end)` walked as the two parts `[start, boundary)` and
+    /// `[boundary, end)` (when `boundary` lies inside): the poll cycle passes its previous
+    /// end, so the part earlier cycles read costs one count while it is unchanged, and the
+    /// new part is read on its own instead of being found by halving the whole window.
+    pub async fn scan_split(
+        &self,
+        start: DateTime<Utc>,
+        boundary: DateTime<Utc>,
+        end: DateTime<Utc>,
+        via: Via,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let bounds: &[DateTime<Utc>] =
+            if start < boundary && boundary < end { &[start, boundary, end] } else { &[start, end] };
+        self.scan_parts(bounds, &mut Take::Store(via), shutdown, stats).await
+    }
+
+    /// Walks the consecutive parts between `bounds` (ascending), each checked, split and
+    /// read on its own, doing `take` with every response.
+    pub async fn scan_parts(
+        &self,
+        bounds: &[DateTime<Utc>],
+        take: &mut Take<'_>,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
         let mut flight = InFlight::default();
-        let read = self.scan_window(start, end, via, shutdown, stats, &mut flight).await;
+        let read = self.scan_window(bounds, take, shutdown, stats, &mut flight).await;
         // A scan that stopped early drops the read it started ahead (a finished scan has
         // none left); the commit under way is finished and counted, whatever happened.
         if let Some((_, request)) = flight.prefetch.take() {
@@ -141,16 +199,20 @@ impl Scanner {
 
     async fn scan_window(
         &self,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        via: Via,
+        bounds: &[DateTime<Utc>],
+        take: &mut Take<'_>,
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
         flight: &mut InFlight,
     ) -> Result<(), ScanError> {
         let page_size = u64::from(self.settings.page_size);
         // Depth-first, earliest first: progress is committed in time order.
-        let mut todo = vec![Span { start: start.timestamp_millis(), end: end.timestamp_millis(), fresh: false }];
+        let mut todo: Vec<Span> = bounds
+            .windows(2)
+            .rev()
+            .map(|w| Span { start: w[0].timestamp_millis(), end: w[1].timestamp_millis(), fresh: false })
+            .filter(|span| span.end > span.start)
+            .collect();
         while let Some(span) = todo.pop() {
             if shutdown.is_cancelled() {
                 return Err(ScanError::Cancelled);
@@ -205,8 +267,8 @@ impl Scanner {
                 self.observe_density(span, page.total);
                 let complete = page.total <= page_size && page.notifications.len() as u64 == page.total;
                 let page_total = page.total;
-                committed_here = !page.notifications.is_empty();
-                self.start_commit(&mut flight.commit, page, via, stats).await?;
+                committed_here = !page.notifications.is_empty() && take.commits();
+                self.take(&mut flight.commit, page, take, stats).await?;
                 if complete {
                     continue;
                 }
@@ -215,7 +277,7 @@ impl Scanner {
             let total = total.unwrap_or(page_size + 1);
             if span.end - span.start <= 1 {
                 self.finish_commit(&mut flight.commit, stats).await?;
-                self.scan_until_stable(span, via, total, shutdown, stats).await?;
+                self.scan_until_stable(span, take, total, shutdown, stats).await?;
                 continue;
             }
             // Split. Where something is stored, halve: the new notifications are usually
@@ -255,7 +317,7 @@ impl Scanner {
     async fn scan_until_stable(
         &self,
         span: Span,
-        via: Via,
+        take: &mut Take<'_>,
         mut total: u64,
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
@@ -269,7 +331,9 @@ impl Scanner {
                 total = page.total;
                 let n = page.notifications.len() as u64;
                 ids.extend(page.notifications.iter().map(|n| n.id.clone()));
-                self.commit(page, via, stats).await?;
+                let mut pending = None;
+                self.take(&mut pending, page, take, stats).await?;
+                self.finish_commit(&mut pending, stats).await?;
                 offset += u64::from(self.settings.page_size);
                 if n == 0 || offset >= total {
                     break;
@@ -332,11 +396,60 @@ impl Scanner {
         self.get(Span { start: now - 1, end: now, fresh: false }, 0, 1, shutdown, &mut stats).await.map(drop)
     }
 
-    /// Commits one response's notifications (one transaction) and waits for it.
-    async fn commit(&self, page: Page, via: Via, stats: &mut ScanStats) -> Result<(), ScanError> {
-        let mut pending = None;
-        self.start_commit(&mut pending, page, via, stats).await?;
-        self.finish_commit(&mut pending, stats).await
+    /// Does `take` with one response: starts its commit, or audits it.
+    async fn take(
+        &self,
+        pending: &mut Option<PendingCommit>,
+        page: Page,
+        take: &mut Take<'_>,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let (repair, found) = match take {
+            Take::Store(via) => return self.start_commit(pending, page, *via, stats).await,
+            Take::Audit { repair, found } => (*repair, found),
+        };
+        // An audit compares with the store as it is once earlier commits are in.
+        self.finish_commit(pending, stats).await?;
+        stats.fetched += page.notifications.len() as u64;
+        if page.notifications.is_empty() {
+            return Ok(());
+        }
+        let missing = |n: &crate::cen::notification::Notification| Missing {
+            id: n.id.clone(),
+            subject: n.subject.clone(),
+            created_timestamp: n.created_raw.clone(),
+        };
+        if repair {
+            let listed: BTreeMap<String, Missing> =
+                page.notifications.iter().map(|n| (n.id.clone(), missing(n))).collect();
+            self.start_commit(pending, page, Via::Audit, stats).await?;
+            if let Some(commit) = pending.take() {
+                let accepted = commit.await.map_err(|e| {
+                    ScanError::Store(StoreError::InvalidInput {
+                        op: "accept",
+                        detail: format!("the commit task failed: {e}"),
+                    })
+                })??;
+                for id in &accepted.new_ids {
+                    if let Some(m) = listed.get(id) {
+                        found.insert(id.clone(), m.clone());
+                    }
+                }
+                self.count_accepted(&accepted, stats);
+            }
+        } else {
+            let keys: Vec<(i64, String)> =
+                page.notifications.iter().map(|n| (n.created.timestamp_millis(), n.id.clone())).collect();
+            let absent = self.store.call(move |s| s.absent(&keys)).await?;
+            stats.duplicates += (page.notifications.len() - absent.len()) as u64;
+            for n in page.notifications.iter().filter(|n| absent.contains(&n.id)) {
+                if found.insert(n.id.clone(), missing(n)).is_none() {
+                    stats.new += 1;
+                    *stats.by_subject.entry(n.subject.clone()).or_default() += 1;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Starts committing one response's notifications (one transaction), once the commit
@@ -367,13 +480,25 @@ impl Scanner {
         let accepted = commit.await.map_err(|e| {
             ScanError::Store(StoreError::InvalidInput { op: "accept", detail: format!("the commit task failed: {e}") })
         })??;
+        self.count_accepted(&accepted, stats);
+        Ok(())
+    }
+
+    /// Counts what one commit did.
+    fn count_accepted(&self, accepted: &Accepted, stats: &mut ScanStats) {
         stats.new += accepted.new as u64;
         stats.duplicates += accepted.duplicates as u64;
         for (subject, n) in &accepted.new_by_subject {
             *stats.by_subject.entry(subject.clone()).or_default() += *n as u64;
         }
         self.health.lock().expect("health lock").last_progress = Some(Utc::now());
-        Ok(())
+    }
+}
+
+impl Take<'_> {
+    /// Whether responses are committed (so a part read is no longer "nothing stored").
+    fn commits(&self) -> bool {
+        matches!(self, Take::Store(_) | Take::Audit { repair: true, .. })
     }
 }
 

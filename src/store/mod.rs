@@ -23,6 +23,7 @@
 //! - The store never reads the clock: every time is UTC epoch milliseconds from the caller.
 
 mod accept;
+mod audit;
 mod borrowing;
 mod checkpoint;
 mod error;
@@ -42,6 +43,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{Accepted, Incoming, LeaseTo, Route, Via};
+pub use audit::LastAudit;
 pub use error::StoreError;
 pub use handle::StoreHandle;
 pub use handoff::Handoff;
