@@ -24,6 +24,8 @@ pub struct StatusReport {
     pub backlog: BTreeMap<String, u64>,
     /// Dead letters per sink.
     pub dead_letters: BTreeMap<String, u64>,
+    /// The last audit that ran to its end (SPEC 12), by the daemon or `cen-poller audit`.
+    pub last_audit: Option<crate::store::LastAudit>,
 }
 
 /// Notifications first seen in a period.
@@ -71,6 +73,7 @@ pub fn collect(config: &Config) -> Result<StatusReport, String> {
         last_7d: counts(TimeDelta::days(7))?,
         backlog: store.backlog().map_err(|e| e.to_string())?.into_iter().collect(),
         dead_letters: store.dead_letter_counts().map_err(|e| e.to_string())?.into_iter().collect(),
+        last_audit: store.last_audit().map_err(|e| e.to_string())?,
     })
 }
 
@@ -111,6 +114,13 @@ impl StatusReport {
             for (sink, n) in &self.dead_letters {
                 out.push_str(&format!("    {sink:<32} {n}  (cen-poller dead-letters list --sink {sink})\n"));
             }
+        }
+        match &self.last_audit {
+            None => out.push_str("last audit   none yet\n"),
+            Some(a) => out.push_str(&format!(
+                "last audit   {} by {}: {} over {}, {} missing, {} repaired, {} requests\n",
+                a.finished_at, a.by, a.outcome, a.range, a.missing, a.repaired, a.requests
+            )),
         }
         out
     }

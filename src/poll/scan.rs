@@ -391,9 +391,17 @@ impl Scanner {
 
     /// Learns the API's clock with the cheapest request there is.
     pub async fn probe_clock(&self, shutdown: &CancellationToken) -> Result<(), ScanError> {
+        self.probe_clock_counted(shutdown, &mut ScanStats::default()).await
+    }
+
+    /// [`Scanner::probe_clock`], counting its request in `stats`.
+    pub async fn probe_clock_counted(
+        &self,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
         let now = Utc::now().timestamp_millis();
-        let mut stats = ScanStats::default();
-        self.get(Span { start: now - 1, end: now, fresh: false }, 0, 1, shutdown, &mut stats).await.map(drop)
+        self.get(Span { start: now - 1, end: now, fresh: false }, 0, 1, shutdown, stats).await.map(drop)
     }
 
     /// Does `take` with one response: starts its commit, or audits it.
