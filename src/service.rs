@@ -313,6 +313,7 @@ impl Running {
             ("state", format!("{:?}", old.state), format!("{:?}", new.state)),
             ("admin", format!("{:?}", old.admin), format!("{:?}", new.admin)),
             ("log", format!("{:?}", old.log), format!("{:?}", new.log)),
+            ("audit", format!("{:?}", old.audit), format!("{:?}", new.audit)),
         ] {
             if a != b {
                 sections.push(name);

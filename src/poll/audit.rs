@@ -122,7 +122,7 @@ impl AuditReport {
                 self.elapsed.as_secs_f64(),
             ),
             None => format!(
-                "audit {}: nothing to check (the range ends before the oldest notification the API keeps, or after the poll's last finished window)\n",
+                "audit {}: nothing to check (the range ends before the oldest notification the API keeps, or after the poll's last finished window, or the poll has not finished one yet)\n",
                 self.range
             ),
         };
@@ -183,7 +183,9 @@ impl AuditReport {
 
 /// The part of `range` an audit checks: from no earlier than a minute inside the API's
 /// retention (the oldest minute may expire while it is read), to no later than where the
-/// poll has finished, `watermark - lookback`. `None` when that leaves nothing.
+/// poll has finished, `watermark - lookback`. `None` when that leaves nothing — also before
+/// the poll has finished its first window (no watermark): all of it is still the poll's to
+/// read, and an audit then would only race it.
 pub fn checked_range(
     range: Range,
     api_now: DateTime<Utc>,
@@ -191,10 +193,7 @@ pub fn checked_range(
     lookback: TimeDelta,
 ) -> Option<Range> {
     let from = range.from.max(api_now - RETENTION + TimeDelta::minutes(1));
-    let to = match watermark {
-        Some(wm) => range.to.min(wm - lookback),
-        None => range.to,
-    };
+    let to = range.to.min(watermark? - lookback);
     (to > from).then_some(Range { from, to })
 }
 
@@ -449,8 +448,8 @@ mod tests {
         let checked = checked_range(range, now, Some(t("2026-11-22T11:58:00Z")), lookback).unwrap();
         assert_eq!(checked.from, now - RETENTION + TimeDelta::minutes(1));
         assert_eq!(checked.to, t("2026-11-22T11:43:00Z"));
-        // Without a watermark (nothing polled yet) the range's end stays.
-        assert_eq!(checked_range(range, now, None, lookback).unwrap().to, range.to);
+        // Before the poll has finished a window there is nothing to check.
+        assert_eq!(checked_range(range, now, None, lookback), None);
         // A range entirely inside the poll's window leaves nothing.
         let recent = Range { from: t("2026-11-22T11:50:00Z"), to: t("2026-11-22T11:55:00Z") };
         assert_eq!(checked_range(recent, now, Some(t("2026-11-22T11:58:00Z")), lookback), None);
