@@ -114,6 +114,18 @@ struct Span {
     /// nothing: its stored count is known to be zero without asking (unless another process
     /// stored some meanwhile, which only costs a full read instead of a count).
     fresh: bool,
+    /// The API's total for this piece, known without asking: its parent's total less its
+    /// earlier sibling's (the second half of a halved piece).
+    total: Option<u64>,
+    /// For the first half of a halved piece: the parent's total, from which the second
+    /// half's follows once this half's is known.
+    parent_total: Option<u64>,
+}
+
+impl Span {
+    fn new(start: i64, end: i64, fresh: bool) -> Span {
+        Span { start, end, fresh, total: None, parent_total: None }
+    }
 }
 
 /// The commit of one response, running while the next request is made. Commits stay one at
@@ -210,7 +222,7 @@ impl Scanner {
         let mut todo: Vec<Span> = bounds
             .windows(2)
             .rev()
-            .map(|w| Span { start: w[0].timestamp_millis(), end: w[1].timestamp_millis(), fresh: false })
+            .map(|w| Span::new(w[0].timestamp_millis(), w[1].timestamp_millis(), false))
             .filter(|span| span.end > span.start)
             .collect();
         while let Some(span) = todo.pop() {
@@ -236,10 +248,16 @@ impl Scanner {
             // re-reading the lookback cheap. With nothing stored, fetch a full page at once,
             // which also tells the total — unless the window probably holds more than a
             // page, whose first page would then be read twice: ask the total first there too.
-            let mut total = None;
-            if prefetched.is_none() && (stored > 0 || self.likely_over(span, page_size)) {
+            // A total known from the parent's and the sibling's needs no request at all.
+            let mut total = span.total;
+            if total == Some(stored) {
+                stats.skipped += 1;
+                continue;
+            }
+            if total.is_none() && prefetched.is_none() && (stored > 0 || self.likely_over(span, page_size)) {
                 let probe = self.get(span, 0, 1, shutdown, stats).await?;
                 self.observe_density(span, probe.total);
+                tell_sibling(&mut todo, span, probe.total);
                 if probe.total == stored {
                     stats.skipped += 1;
                     continue;
@@ -265,6 +283,7 @@ impl Scanner {
                 };
                 let page = self.received(requested, stats)?;
                 self.observe_density(span, page.total);
+                tell_sibling(&mut todo, span, page.total);
                 let complete = page.total <= page_size && page.notifications.len() as u64 == page.total;
                 let page_total = page.total;
                 committed_here = !page.notifications.is_empty() && take.commits();
@@ -274,6 +293,7 @@ impl Scanner {
                 }
                 total = Some(page_total);
             }
+            let known_total = total;
             let total = total.unwrap_or(page_size + 1);
             if span.end - span.start <= 1 {
                 self.finish_commit(&mut flight.commit, stats).await?;
@@ -288,12 +308,17 @@ impl Scanner {
             let parts = parts.min(span.end - span.start);
             let len = span.end - span.start;
             let fresh = stored == 0 && !committed_here && self.settings.compare_counts;
-            // Push in reverse so the earliest piece is read first.
+            // Push in reverse so the earliest piece is read first. Of two halves, the second's
+            // total follows from the parent's and the first's: one count per level, not two.
             for i in (0..parts).rev() {
                 let s = span.start + len * i / parts;
                 let e = span.start + len * (i + 1) / parts;
                 if e > s {
-                    todo.push(Span { start: s, end: e, fresh });
+                    let mut piece = Span::new(s, e, fresh);
+                    if parts == 2 && i == 0 {
+                        piece.parent_total = known_total;
+                    }
+                    todo.push(piece);
                 }
             }
         }
@@ -401,7 +426,7 @@ impl Scanner {
         stats: &mut ScanStats,
     ) -> Result<(), ScanError> {
         let now = Utc::now().timestamp_millis();
-        self.get(Span { start: now - 1, end: now, fresh: false }, 0, 1, shutdown, stats).await.map(drop)
+        self.get(Span::new(now - 1, now, false), 0, 1, shutdown, stats).await.map(drop)
     }
 
     /// Does `take` with one response: starts its commit, or audits it.
@@ -507,6 +532,19 @@ impl Take<'_> {
     /// Whether responses are committed (so a part read is no longer "nothing stored").
     fn commits(&self) -> bool {
         matches!(self, Take::Store(_) | Take::Audit { repair: true, .. })
+    }
+}
+
+/// Once the first half of a halved piece has learned its total, the second half — next on
+/// the stack, starting where the first ends — knows its own: the parent's less this one's.
+/// Totals may change between requests; a deduced one is as old as the parent's count, so a
+/// notification that appears meanwhile is left to the next cycle's count, as one appearing
+/// just after a count always is.
+fn tell_sibling(todo: &mut [Span], span: Span, total: u64) {
+    if let (Some(parent), Some(next)) = (span.parent_total, todo.last_mut())
+        && next.start == span.end
+    {
+        next.total = parent.checked_sub(total);
     }
 }
 
