@@ -112,4 +112,57 @@ mod tests {
         store.set_last_audit(&last).unwrap();
         assert_eq!(store.last_audit().unwrap(), Some(last));
     }
+
+    /// A file at version 3 — with version 3's CHECK, or with the `IN` form a file keeps when
+    /// that edit did not apply — takes `received_via = 'audit'` after version 4; its rows stay.
+    #[test]
+    fn version_4_lets_a_version_3_file_store_audit_findings() {
+        use crate::store::migrations::{MIGRATIONS, Step};
+        for apply_v3 in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            {
+                let mut conn = rusqlite::Connection::open(&path).unwrap();
+                for step in &MIGRATIONS[..3] {
+                    let tx = conn.transaction().unwrap();
+                    match step {
+                        Step::Sql(sql) => tx.execute_batch(sql).unwrap(),
+                        Step::Code(code) if apply_v3 => code(&tx).unwrap(),
+                        Step::Code(_) => {}
+                    }
+                    tx.commit().unwrap();
+                }
+                conn.pragma_update(None, "user_version", 3).unwrap();
+                conn.execute(
+                    "INSERT INTO notifications (id, source, subject, created_ms, created_raw, received_via,
+                                                first_seen_ms, json)
+                     VALUES ('old', 'mastercard-cen', 'CLEARING', 1, 'x', 'pull', 1, '{}')",
+                    [],
+                )
+                .unwrap();
+                let refused = conn.execute(
+                    "INSERT INTO notifications (id, source, subject, created_ms, created_raw, received_via,
+                                                first_seen_ms, json)
+                     VALUES ('new', 'mastercard-cen', 'CLEARING', 2, 'x', 'audit', 1, '{}')",
+                    [],
+                );
+                assert!(refused.is_err(), "version 3 refuses 'audit'");
+            }
+            let mut store = Store::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), crate::store::migrations::CURRENT);
+            let n = Incoming {
+                id: "new",
+                source: SOURCE_CEN,
+                subject: "CLEARING",
+                subscription_name: None,
+                created_ms: 2,
+                created_raw: "x",
+                json: "{}",
+            };
+            assert_eq!(store.accept(&[n], Via::Audit, false, &[], 1).unwrap().new, 1, "apply_v3 {apply_v3}");
+            assert_eq!(store.count_created(SOURCE_CEN, 0, 10, &[]).unwrap(), 2);
+            let check: String = store.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+            assert_eq!(check, "ok");
+        }
+    }
 }
