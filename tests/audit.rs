@@ -81,8 +81,11 @@ async fn the_audit_lists_exactly_what_polling_missed_and_repair_delivers_it_once
     assert_eq!(text.lines().filter(|l| l.starts_with("MISSING ")).count(), missed.len(), "{text}");
     assert!(text.contains("requests"), "{text}");
 
+    let store = env.store();
+    let watermark = store.watermark().await.unwrap();
     let repaired = env.run(&["audit", "--repair", "--json"]).await;
     assert_eq!(repaired.status.code(), Some(0), "{}", String::from_utf8_lossy(&repaired.stderr));
+    assert_eq!(store.watermark().await.unwrap(), watermark, "an audit never moves the watermark");
     assert_eq!(json(&repaired)["missing"].as_array().unwrap().len(), missed.len());
     let all = env.sim.expected_ids(Utc::now() - TimeDelta::hours(2), Utc::now());
     assert_exactly_once(&env.sink_ids(), &all);
@@ -192,4 +195,36 @@ async fn bursts_of_5xx_during_an_audit_lose_nothing_and_exhausted_retries_exit_3
     let failed = audit(&poller.scanner, short, TimeDelta::hours(1), false, false, &token()).await;
     assert_eq!(failed.exit_code(), 3, "{}", failed.summary());
     assert!(failed.summary().contains("FAILED"), "{}", failed.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_runs_beside_the_daemon() {
+    let env = Env::start_with(late_stream(35), &poll_settings(), "[audit]\nschedule = \"\"\n").await;
+    let from = Utc::now() - TimeDelta::hours(2);
+    let daemon = env.spawn_daemon();
+    let visible = env.sim.expected_ids(from, Utc::now()).len();
+    assert!(wait_for(Duration::from_secs(60), || env.sink_ids().len() >= visible).await, "{}", env.log_tail(30));
+    env.sim.set_clock_skew(65 * 60 * 1000);
+    // Let the daemon's poll catch up with the API's new clock before the audit.
+    let store = env.store();
+    let caught_up = (env.sim.now() - TimeDelta::seconds(10)).timestamp_millis();
+    let mut watermark = 0;
+    for _ in 0..600 {
+        watermark = store.watermark().await.unwrap().unwrap_or(0);
+        if watermark >= caught_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(watermark >= caught_up, "the daemon did not catch up: {}", env.log_tail(30));
+    let output = env.run(&["audit", "--repair", "--json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = json(&output);
+    let repaired = report["missing"].as_array().unwrap().len();
+    let all = env.sim.expected_ids(from, Utc::now());
+    assert_eq!(repaired, all.len() - visible);
+    assert!(wait_for(Duration::from_secs(30), || env.sink_ids().len() >= all.len()).await, "{}", env.log_tail(30));
+    let (status, _) = daemon.stop("TERM", Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+    assert_exactly_once(&env.sink_ids(), &all);
 }

@@ -494,4 +494,32 @@ mod tests {
         assert_eq!(json["missing"][0]["id"], "a");
         assert_eq!(json["failed"][0]["error"], "503");
     }
+
+    #[test]
+    fn a_report_is_counted_in_the_spec_7_metrics() {
+        let range = Range { from: t("2026-11-22T00:00:00Z"), to: t("2026-11-22T01:00:00Z") };
+        let missing =
+            |id: &str, subject: &str| Missing { id: id.into(), subject: subject.into(), created_timestamp: "x".into() };
+        let report = AuditReport {
+            range,
+            checked: Some(range),
+            windows: 1,
+            requests: 3,
+            fetched: 10,
+            matched: 0,
+            missing: vec![missing("a", "CLEARING"), missing("b", "CLEARING"), missing("c", "PAYMENT_UPDATE")],
+            repaired: true,
+            failed: Vec::new(),
+            interrupted: false,
+            elapsed: Duration::ZERO,
+        };
+        let metrics = Metrics::new();
+        report.count(&metrics);
+        let text = metrics.encode();
+        assert!(text.contains("cen_audit_runs_total{outcome=\"ok\"} 1"), "{text}");
+        assert!(text.contains("cen_audit_missing_total{subject=\"CLEARING\"} 2"), "{text}");
+        assert!(text.contains("cen_audit_missing_total{subject=\"PAYMENT_UPDATE\"} 1"), "{text}");
+        assert!(!text.contains("cen_audit_last_success_timestamp_seconds 0"), "{text}");
+        assert_eq!(report.last_audit("cli").repaired, 3);
+    }
 }
