@@ -206,7 +206,7 @@ impl Scanner {
             request.abort();
         }
         let committed = self.finish_commit(&mut flight.commit, stats).await;
-        read.and(committed)
+        read.and(committed.map(drop))
     }
 
     async fn scan_window(
@@ -441,45 +441,39 @@ impl Scanner {
             Take::Store(via) => return self.start_commit(pending, page, *via, stats).await,
             Take::Audit { repair, found } => (*repair, found),
         };
-        // An audit compares with the store as it is once earlier commits are in.
-        self.finish_commit(pending, stats).await?;
-        stats.fetched += page.notifications.len() as u64;
-        if page.notifications.is_empty() {
-            return Ok(());
-        }
         let missing = |n: &crate::cen::notification::Notification| Missing {
             id: n.id.clone(),
             subject: n.subject.clone(),
             created_timestamp: n.created_raw.clone(),
         };
         if repair {
-            let listed: BTreeMap<String, Missing> =
+            // What the commit finds new is what the store lacked.
+            let mut listed: BTreeMap<String, Missing> =
                 page.notifications.iter().map(|n| (n.id.clone(), missing(n))).collect();
             self.start_commit(pending, page, Via::Audit, stats).await?;
-            if let Some(commit) = pending.take() {
-                let accepted = commit.await.map_err(|e| {
-                    ScanError::Store(StoreError::InvalidInput {
-                        op: "accept",
-                        detail: format!("the commit task failed: {e}"),
-                    })
-                })??;
+            if let Some(accepted) = self.finish_commit(pending, stats).await? {
                 for id in &accepted.new_ids {
-                    if let Some(m) = listed.get(id) {
-                        found.insert(id.clone(), m.clone());
+                    if let Some(m) = listed.remove(id) {
+                        found.insert(id.clone(), m);
                     }
                 }
-                self.count_accepted(&accepted, stats);
             }
-        } else {
-            let keys: Vec<(i64, String)> =
-                page.notifications.iter().map(|n| (n.created.timestamp_millis(), n.id.clone())).collect();
-            let absent = self.store.call(move |s| s.absent(&keys)).await?;
-            stats.duplicates += (page.notifications.len() - absent.len()) as u64;
-            for n in page.notifications.iter().filter(|n| absent.contains(&n.id)) {
-                if found.insert(n.id.clone(), missing(n)).is_none() {
-                    stats.new += 1;
-                    *stats.by_subject.entry(n.subject.clone()).or_default() += 1;
-                }
+            return Ok(());
+        }
+        // Compared with the store as it is once this scan's earlier commits are in.
+        self.finish_commit(pending, stats).await?;
+        stats.fetched += page.notifications.len() as u64;
+        if page.notifications.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(i64, String)> =
+            page.notifications.iter().map(|n| (n.created.timestamp_millis(), n.id.clone())).collect();
+        let absent: BTreeSet<String> = self.store.call(move |s| s.absent(&keys)).await?.into_iter().collect();
+        stats.duplicates += (page.notifications.len() - absent.len()) as u64;
+        for n in page.notifications.iter().filter(|n| absent.contains(&n.id)) {
+            if found.insert(n.id.clone(), missing(n)).is_none() {
+                stats.new += 1;
+                *stats.by_subject.entry(n.subject.clone()).or_default() += 1;
             }
         }
         Ok(())
@@ -505,16 +499,20 @@ impl Scanner {
         Ok(())
     }
 
-    /// Waits for the commit under way, if any, and counts what it did.
-    async fn finish_commit(&self, pending: &mut Option<PendingCommit>, stats: &mut ScanStats) -> Result<(), ScanError> {
+    /// Waits for the commit under way, if any, counts what it did and returns it.
+    async fn finish_commit(
+        &self,
+        pending: &mut Option<PendingCommit>,
+        stats: &mut ScanStats,
+    ) -> Result<Option<Accepted>, ScanError> {
         let Some(commit) = pending.take() else {
-            return Ok(());
+            return Ok(None);
         };
         let accepted = commit.await.map_err(|e| {
             ScanError::Store(StoreError::InvalidInput { op: "accept", detail: format!("the commit task failed: {e}") })
         })??;
         self.count_accepted(&accepted, stats);
-        Ok(())
+        Ok(Some(accepted))
     }
 
     /// Counts what one commit did.
