@@ -397,6 +397,15 @@ impl Scheduled {
         record(&self.scanner.store, &report, "daemon").await;
         let by_subject: Vec<String> = report.by_subject().iter().map(|(s, n)| format!("{s}: {n}")).collect();
         match report.outcome() {
+            _ if report.interrupted => {
+                tracing::info!(
+                    missing = report.missing.len(),
+                    "audit interrupted by the shutdown; the next one checks again"
+                )
+            }
+            "ok" if report.checked.is_none() => {
+                tracing::info!("audit: nothing to check yet (the poll has not finished a window inside the range)")
+            }
             "ok" if report.missing.is_empty() => tracing::info!(
                 range = %report.checked.map(|r| r.to_string()).unwrap_or_default(),
                 requests = report.requests,
@@ -423,8 +432,12 @@ impl Scheduled {
     }
 }
 
-/// Counts `report` in the metrics and keeps it in the store for `status`.
+/// Counts `report` in the metrics and keeps it in the store for `status`. An audit
+/// interrupted by a shutdown is neither: it proved nothing and failed at nothing.
 pub async fn record(store: &StoreHandle, report: &AuditReport, by: &str) {
+    if report.interrupted {
+        return;
+    }
     report.count(store.metrics());
     let last = report.last_audit(by);
     if let Err(e) = store.call(move |s| s.set_last_audit(&last)).await {
