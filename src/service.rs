@@ -602,7 +602,7 @@ pub async fn run_audit(
     };
     let progress = std::io::stderr().is_terminal();
     let report =
-        crate::poll::audit::audit(&scanner, range, config.poll.max_window.delta(), repair, progress, &interrupt).await;
+        crate::poll::audit::audit(&scanner, range, crate::poll::audit::WINDOW, repair, progress, &interrupt).await;
     crate::poll::audit::record(&store, &report, "cli").await;
     if repair {
         drain(&store, &sinks, &interrupt).await;

@@ -2,7 +2,7 @@
 //! range — by default the whole retention — and repairs what it lacks.
 //!
 //! It is the poll cycle's "count against the stored count, split only what differs" walk
-//! ([`Scanner::scan_parts`]) over windows of `poll.max_window`, with each response compared
+//! ([`Scanner::scan_parts`]) over windows of an hour ([`WINDOW`]), with each response compared
 //! with the store instead of simply committed ([`Take::Audit`]). In a steady state every
 //! window's count matches, so an audit of 7 days in one-hour windows costs 168 count
 //! requests and reads nothing.
@@ -28,6 +28,10 @@ use crate::cen::RETENTION;
 use crate::cen::notification::format_timestamp;
 use crate::metrics::{Metrics, OutcomeLabels, SubjectLabels};
 use crate::store::{LastAudit, StoreHandle};
+
+/// The audit's windows: a count each when nothing is missing, so 168 for the retention;
+/// a window that cannot be read is reported alone and the others are still checked.
+pub const WINDOW: TimeDelta = TimeDelta::hours(1);
 
 /// What an audit did.
 #[derive(Debug, serde::Serialize)]
@@ -320,7 +324,6 @@ pub struct Scheduled {
     schedule: String,
     scanner: Scanner,
     range: TimeDelta,
-    window: TimeDelta,
 }
 
 impl Scheduled {
@@ -338,12 +341,7 @@ impl Scheduled {
             p.clock.clone(),
             Arc::new(Mutex::new(super::PollHealth::default())),
         );
-        Some(Scheduled {
-            schedule: schedule.to_owned(),
-            scanner,
-            range: config.audit.range.delta(),
-            window: config.poll.max_window.delta(),
-        })
+        Some(Scheduled { schedule: schedule.to_owned(), scanner, range: config.audit.range.delta() })
     }
 
     /// Runs audits on the schedule until `shutdown`; an audit under way is interrupted.
@@ -393,7 +391,7 @@ impl Scheduled {
     pub async fn run_once(&self, shutdown: &CancellationToken) -> AuditReport {
         let now = self.scanner.clock.now();
         let range = Range { from: now - self.range, to: now - self.scanner.settings.settle };
-        let report = audit(&self.scanner, range, self.window, true, false, shutdown).await;
+        let report = audit(&self.scanner, range, WINDOW, true, false, shutdown).await;
         record(&self.scanner.store, &report, "daemon").await;
         let by_subject: Vec<String> = report.by_subject().iter().map(|(s, n)| format!("{s}: {n}")).collect();
         match report.outcome() {
