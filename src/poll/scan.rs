@@ -251,6 +251,9 @@ impl Scanner {
             // A total known from the parent's and the sibling's needs no request at all.
             let mut total = span.total;
             if total == Some(stored) {
+                if let Some(request) = prefetched {
+                    request.abort();
+                }
                 stats.skipped += 1;
                 continue;
             }
