@@ -66,6 +66,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// The scheduled audit (SPEC 12).
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Where notifications go. Without sinks they are stored (and replayable) only.
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
@@ -262,6 +265,32 @@ pub struct AdminConfig {
     /// `[admin.limits]`: connection deadlines and cap.
     #[serde(default)]
     pub limits: ListenerLimits,
+}
+
+/// `[audit]` (SPEC 12)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// When the daemon runs a repairing audit: a cron expression with seconds, in UTC
+    /// (`sec min hour day-of-month month day-of-week`). Default `0 17 3 * * *`, daily at
+    /// 03:17:00 UTC, a quiet hour away from the full hour other jobs crowd; `""` turns the
+    /// scheduled audit off.
+    #[serde(default = "default_audit_schedule")]
+    pub schedule: String,
+    /// How far back each scheduled audit (and `audit` without RANGE) looks. Default `7d`,
+    /// the API's whole retention: whatever the sliding window missed is still fetchable.
+    #[serde(default = "d7d")]
+    pub range: Dur,
+}
+
+fn default_audit_schedule() -> String {
+    "0 17 3 * * *".into()
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { schedule: default_audit_schedule(), range: d7d() }
+    }
 }
 
 /// `[log]`
@@ -492,6 +521,12 @@ impl Config {
         }
         if p.lookback.delta() >= crate::cen::RETENTION {
             return Err(invalid("poll.lookback", "must be shorter than the API's 7-day retention".into()));
+        }
+        if let Err(message) = crate::poll::audit::check_schedule(&self.audit.schedule) {
+            return Err(invalid("audit.schedule", message));
+        }
+        if self.audit.range.0.is_zero() || self.audit.range.delta() > crate::cen::RETENTION {
+            return Err(invalid("audit.range", "must be more than 0s and at most the API's 7-day retention".into()));
         }
         if self.state.keep.delta() < crate::cen::RETENTION + p.lookback.delta() {
             return Err(invalid(
@@ -841,6 +876,18 @@ subject = "cen.{subject}"
     /// An error's text, which must name the key and its line.
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_bad_audit_schedule_or_range_names_key_and_line() {
+        let e = err(&format!("{MINIMAL}\n[audit]\nschedule = \"17 3 * * *\"\n"));
+        assert!(e.contains("audit.schedule") && e.contains(":7:") && e.contains("cron"), "{e}");
+        let e = err(&format!("{MINIMAL}\n[audit]\nrange = \"8d\"\n"));
+        assert!(e.contains("audit.range") && e.contains(":7:"), "{e}");
+        let off = parse(&format!("{MINIMAL}\n[audit]\nschedule = \"\"\n")).unwrap();
+        assert_eq!(off.audit.schedule, "");
+        let default = parse(MINIMAL).unwrap();
+        assert_eq!((default.audit.schedule.as_str(), default.audit.range), ("0 17 3 * * *", Dur::secs(7 * 86_400)));
     }
 
     #[test]

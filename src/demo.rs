@@ -86,6 +86,12 @@ path = "state.db"
 [admin]
 listen = "127.0.0.1:0"
 
+# An audit every minute over the last hour: it recovers the notifications the demo makes
+# visible later than the lookback, which the sliding window cannot see.
+[audit]
+schedule = "0 * * * * *"
+range = "1h"
+
 [log]
 level = "warn"
 
@@ -133,6 +139,8 @@ path = "notifications.jsonl"
             s.cancel();
         });
     }
+    let late = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    tokio::spawn(make_late_ones(sim.clone(), late.clone(), shutdown.clone()));
     let tty = std::io::stdout().is_terminal();
     let mut ticker = tokio::time::interval(Duration::from_secs(2));
     let mut lines_shown = 0;
@@ -144,7 +152,8 @@ path = "notifications.jsonl"
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let text = summary(&config, &running, &sim)?;
+        let mut text = summary(&config, &running, &sim)?;
+        text.push_str(&audit_summary(&config, late.load(std::sync::atomic::Ordering::Relaxed))?);
         let mut frame = String::new();
         if tty && lines_shown > 0 {
             // Redraw in place.
@@ -201,4 +210,45 @@ fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::S
         out.push_str(&format!("  {subject:<28} {n:>7}\n"));
     }
     Ok(out)
+}
+
+/// Every 20 seconds, a notification created 20 minutes ago becomes visible: later than the
+/// 15-minute lookback, so only the audit can recover it. `made` counts them.
+async fn make_late_ones(
+    sim: simulate::Simulator,
+    made: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(20));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let n = made.load(std::sync::atomic::Ordering::Relaxed) + 1;
+        let now = sim.now();
+        let notification = serde_json::json!({
+            "subject": "CLEARING",
+            "subscriptionName": "sim-clearing",
+            "createdTimestamp": format_timestamp(now - TimeDelta::minutes(20)),
+            "content": {"demo": format!("visible 20 minutes late #{n}")},
+        });
+        if sim.insert(notification, now).is_ok() {
+            made.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The audit's line of the summary: what was made late, what the audit recovered.
+fn audit_summary(config: &Config, late: u64) -> Result<String, String> {
+    let status = crate::status::collect(config)?;
+    let recovered = status.last_24h.by_path.get("audit").copied().unwrap_or(0);
+    let last = match &status.last_audit {
+        Some(a) => format!("last audit {}: {}, {} requests", a.finished_at, a.outcome, a.requests),
+        None => "first audit at the next full minute".into(),
+    };
+    Ok(format!(
+        "audit every minute: {late} made visible later than the lookback, {recovered} recovered by audit ({last})\n"
+    ))
 }

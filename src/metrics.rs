@@ -77,6 +77,12 @@ pub struct Metrics {
     pub subscription_active: Family<SubscriptionLabels, Gauge>,
     /// How many changes `subscriptions plan` would make (0 when nothing is declared).
     pub subscriptions_drift: Gauge,
+    /// Audits (SPEC 12) by outcome: `ok`, `missing` (found, not repaired), `failed`.
+    pub audit_runs: Family<OutcomeLabels, Counter>,
+    /// Notifications an audit found missing from the store, per subject.
+    pub audit_missing: Family<SubjectLabels, Counter>,
+    /// When an audit last ended with nothing missing or everything repaired (Unix time).
+    pub audit_last_success: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -109,6 +115,9 @@ impl Metrics {
             resident_memory_bytes: Gauge::default(),
             subscription_active: Family::default(),
             subscriptions_drift: Gauge::default(),
+            audit_runs: Family::default(),
+            audit_missing: Family::default(),
+            audit_last_success: Gauge::default(),
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
@@ -152,6 +161,17 @@ impl Metrics {
             "cen_poll_watermark_beyond_retention",
             "1 while the watermark is older than the API's 7-day retention (notifications may be lost)",
             m.watermark_beyond_retention.clone(),
+        );
+        registry.register("cen_audit_runs", "Audits by outcome (ok, missing, failed)", m.audit_runs.clone());
+        registry.register(
+            "cen_audit_missing",
+            "Notifications an audit found missing from the store (the sliding window missed them), per subject",
+            m.audit_missing.clone(),
+        );
+        registry.register(
+            "cen_audit_last_success_timestamp_seconds",
+            "When an audit last ended with nothing missing or everything repaired (Unix time)",
+            m.audit_last_success.clone(),
         );
         registry.register("cen_sink_delivered", "Notifications delivered, per sink", m.sink_delivered.clone());
         registry.register("cen_sink_failures", "Failed delivery attempts, per sink", m.sink_failures.clone());

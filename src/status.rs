@@ -28,6 +28,8 @@ pub struct StatusReport {
     /// `cen-poller status`; absent when not asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions: Option<crate::service::subscriptions::StatusSection>,
+    /// The last audit that ran to its end (SPEC 12), by the daemon or `cen-poller audit`.
+    pub last_audit: Option<crate::store::LastAudit>,
 }
 
 /// Notifications first seen in a period.
@@ -76,6 +78,7 @@ pub fn collect(config: &Config) -> Result<StatusReport, String> {
         backlog: store.backlog().map_err(|e| e.to_string())?.into_iter().collect(),
         dead_letters: store.dead_letter_counts().map_err(|e| e.to_string())?.into_iter().collect(),
         subscriptions: None,
+        last_audit: store.last_audit().map_err(|e| e.to_string())?,
     })
 }
 
@@ -119,6 +122,13 @@ impl StatusReport {
         }
         if let Some(s) = &self.subscriptions {
             out.push_str(&s.text());
+        }
+        match &self.last_audit {
+            None => out.push_str("last audit   none yet\n"),
+            Some(a) => out.push_str(&format!(
+                "last audit   {} by {}: {} over {}, {} missing, {} repaired, {} requests\n",
+                a.finished_at, a.by, a.outcome, a.range, a.missing, a.repaired, a.requests
+            )),
         }
         out
     }

@@ -239,3 +239,43 @@ async fn a_steady_state_cycle_over_20000_notifications_makes_a_handful_of_reques
     assert!(stats.notification_requests <= 40, "{stats:?}");
     assert!(stats.notifications_served <= 400, "re-read {} notifications", stats.notifications_served);
 }
+
+/// A live stream at 5/s polled every 5 s (the API's clock moved on 5 s per cycle), lookback
+/// 15 m, page 200: each steady-state cycle costs about two requests (one count proving the
+/// part earlier cycles read unchanged, one read of the new part) and reads each new
+/// notification about once (bench/poll_cycle_cost.sh measures 1, 5 and 50/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_at_5_per_second_costs_two_requests_per_cycle() {
+    let now = Utc::now();
+    let sim = SimConfig::bounded(18, now - TimeDelta::minutes(20), 5.0, 5 * 60 * 30);
+    let start = format_timestamp(now - TimeDelta::minutes(16));
+    let settings =
+        format!("interval = \"5s\"\nlookback = \"15m\"\nsettle = \"5s\"\npage_size = 200\nfirst_start = \"{start}\"");
+    let env = Env::start(sim, &settings).await;
+    let store = env.store();
+    let poller = env.poller(&store);
+    poller.cycle(&token()).await.unwrap();
+    // The first cycles after catching up settle the API clock's offset.
+    for k in 1..=2 {
+        env.sim.set_clock_skew(k * 5000);
+        poller.cycle(&token()).await.unwrap();
+    }
+    env.sim.reset_stats();
+    let cycles = 20;
+    let mut new = 0;
+    for k in 3..3 + cycles {
+        env.sim.set_clock_skew(k * 5000);
+        let outcome = poller.cycle(&token()).await.unwrap();
+        new += outcome.stats.new;
+    }
+    let stats = env.sim.stats();
+    let per_cycle = stats.notification_requests as f64 / cycles as f64;
+    let read_per_new = stats.notifications_served as f64 / new as f64;
+    assert!(new >= 20 * 20, "{new} new in {cycles} cycles of 5 s at 5/s");
+    assert!(per_cycle <= 2.2, "{per_cycle} requests per cycle ({stats:?})");
+    assert!(read_per_new <= 1.2, "{read_per_new} notifications read per new one ({stats:?})");
+    // Nothing was lost on the way: everything from the first start to the watermark.
+    env.deliver_all(&store).await;
+    let watermark = chrono::DateTime::from_timestamp_millis(store.watermark().await.unwrap().unwrap()).unwrap();
+    assert_exactly_once(&env.sink_ids(), &env.sim.expected_ids(now - TimeDelta::minutes(16), watermark));
+}

@@ -82,7 +82,7 @@ pub async fn backfill(
         interrupted: false,
         elapsed: Duration::ZERO,
     };
-    let mut progress = Progress::new(windows.len() as u64);
+    let mut progress = Progress::new(windows.len() as u64, "backfill");
     for (from, to) in windows {
         let mut stats = ScanStats::default();
         let result = scanner.scan(from, to, Via::Backfill, shutdown, &mut stats).await;
@@ -111,8 +111,10 @@ pub async fn backfill(
     report
 }
 
-/// A progress bar on a terminal; a log line every 10 seconds otherwise.
-struct Progress {
+/// A progress bar on a terminal; a log line every 10 seconds otherwise. Shared with the
+/// audit.
+pub(super) struct Progress {
+    what: &'static str,
     bar: Option<indicatif::ProgressBar>,
     total: u64,
     done: u64,
@@ -121,7 +123,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64) -> Progress {
+    pub(super) fn new(total: u64, what: &'static str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -132,10 +134,10 @@ impl Progress {
             );
             bar
         });
-        Progress { bar, total, done: 0, started: Instant::now(), last_log: Instant::now() }
+        Progress { what, bar, total, done: 0, started: Instant::now(), last_log: Instant::now() }
     }
 
-    fn window_done(&mut self, stats: &ScanStats) {
+    pub(super) fn window_done(&mut self, stats: &ScanStats) {
         self.done += 1;
         let rate = stats.fetched as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         if let Some(bar) = &self.bar {
@@ -149,12 +151,13 @@ impl Progress {
                 fetched = stats.fetched,
                 new = stats.new,
                 rate = rate as u64,
-                "backfill progress"
+                "{} progress",
+                self.what
             );
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -6,8 +6,11 @@
 //! notifications arrive or expire mid-scan, invisibly when both happen at once — so it
 //! splits the window into time sub-windows until each fits in one response
 //! ([`scan::Scanner`]). Re-reading the lookback stays cheap because a sub-window whose API
-//! `total` equals the stored count is skipped without being fetched.
+//! `total` equals the stored count is skipped without being fetched, and the part of the
+//! window earlier cycles read is counted apart from the new part (`Scanner::scan_split`).
+//! The audit ([`audit`]) walks a longer range the same way.
 
+pub mod audit;
 pub mod backfill;
 pub mod range;
 pub mod retry;
@@ -25,7 +28,7 @@ use crate::config::{Config, FirstStart};
 use crate::metrics::OutcomeLabels;
 use crate::store::{StoreHandle, Via};
 
-pub use scan::{ScanError, ScanStats, Scanner};
+pub use scan::{Missing, ScanError, ScanStats, Scanner, Take};
 
 /// Settings of the poller, from `[poll]` and `[api]`.
 #[derive(Debug, Clone)]
@@ -273,7 +276,11 @@ impl Poller {
             // window's start from expiring while it is being read.
             let window_start = (watermark - s.lookback).max(oldest + TimeDelta::minutes(1));
             if window_end > window_start {
-                scanner.scan(window_start, window_end, Via::Pull, shutdown, &mut outcome.stats).await?;
+                // The part before the watermark was read by earlier cycles: one count proves
+                // it unchanged; the part after it is read on its own.
+                scanner
+                    .scan_split(window_start, watermark, window_end, Via::Pull, shutdown, &mut outcome.stats)
+                    .await?;
                 outcome.windows += 1;
             }
             if window_end > watermark {

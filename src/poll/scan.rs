@@ -6,6 +6,16 @@
 //! ids. Anything else is split in time and read again. Every response's notifications are
 //! committed as they arrive (committing is idempotent: ids dedupe), so progress survives a
 //! crash mid-window.
+//!
+//! The walk is shared by the poll cycle, `--backfill` and the audit (`super::audit`): what
+//! differs is only what happens to a response ([`Take`]): committed as `pull`/`backfill`,
+//! or compared with the store and listed (and with `--repair` committed as `audit`).
+//!
+//! A poll cycle's window `[watermark - lookback, end)` is walked as two parts: the part
+//! already read by earlier cycles, `[watermark - lookback, watermark)`, proven unchanged by
+//! one count, and the new part `[watermark, end)`, read at once when its new notifications
+//! fit a page ([`Scanner::scan_split`]). A steady-state cycle thus costs two requests and
+//! reads each new notification about once, whatever the lookback.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -65,6 +75,24 @@ impl ScanStats {
     }
 }
 
+/// A notification the API has and the store lacked, found by an audit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Missing {
+    pub id: String,
+    pub subject: String,
+    /// `createdTimestamp` exactly as the API sent it.
+    pub created_timestamp: String,
+}
+
+/// What a scan does with each response.
+pub enum Take<'a> {
+    /// Commit it, as `pull` or `backfill` (or anything else).
+    Store(Via),
+    /// Audit: list what the store lacks in `found` (by id: a notification read twice is
+    /// listed once) and, with `repair`, commit it as `audit`.
+    Audit { repair: bool, found: &'a mut BTreeMap<String, Missing> },
+}
+
 /// Reads windows of the API into the store.
 pub struct Scanner {
     pub client: Client,
@@ -86,6 +114,18 @@ struct Span {
     /// nothing: its stored count is known to be zero without asking (unless another process
     /// stored some meanwhile, which only costs a full read instead of a count).
     fresh: bool,
+    /// The API's total for this piece, known without asking: its parent's total less its
+    /// earlier sibling's (the second half of a halved piece).
+    total: Option<u64>,
+    /// For the first half of a halved piece: the parent's total, from which the second
+    /// half's follows once this half's is known.
+    parent_total: Option<u64>,
+}
+
+impl Span {
+    fn new(start: i64, end: i64, fresh: bool) -> Span {
+        Span { start, end, fresh, total: None, parent_total: None }
+    }
 }
 
 /// The commit of one response, running while the next request is made. Commits stay one at
@@ -128,29 +168,63 @@ impl Scanner {
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
     ) -> Result<(), ScanError> {
+        self.scan_parts(&[start, end], &mut Take::Store(via), shutdown, stats).await
+    }
+
+    /// [`Scanner::scan`] of `[start, end)` walked as the two parts `[start, boundary)` and
+    /// `[boundary, end)` (when `boundary` lies inside): the poll cycle passes its previous
+    /// end, so the part earlier cycles read costs one count while it is unchanged, and the
+    /// new part is read on its own instead of being found by halving the whole window.
+    pub async fn scan_split(
+        &self,
+        start: DateTime<Utc>,
+        boundary: DateTime<Utc>,
+        end: DateTime<Utc>,
+        via: Via,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let bounds: &[DateTime<Utc>] =
+            if start < boundary && boundary < end { &[start, boundary, end] } else { &[start, end] };
+        self.scan_parts(bounds, &mut Take::Store(via), shutdown, stats).await
+    }
+
+    /// Walks the consecutive parts between `bounds` (ascending), each checked, split and
+    /// read on its own, doing `take` with every response.
+    pub async fn scan_parts(
+        &self,
+        bounds: &[DateTime<Utc>],
+        take: &mut Take<'_>,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
         let mut flight = InFlight::default();
-        let read = self.scan_window(start, end, via, shutdown, stats, &mut flight).await;
+        let read = self.scan_window(bounds, take, shutdown, stats, &mut flight).await;
         // A scan that stopped early drops the read it started ahead (a finished scan has
         // none left); the commit under way is finished and counted, whatever happened.
         if let Some((_, request)) = flight.prefetch.take() {
             request.abort();
         }
         let committed = self.finish_commit(&mut flight.commit, stats).await;
-        read.and(committed)
+        read.and(committed.map(drop))
     }
 
     async fn scan_window(
         &self,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        via: Via,
+        bounds: &[DateTime<Utc>],
+        take: &mut Take<'_>,
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
         flight: &mut InFlight,
     ) -> Result<(), ScanError> {
         let page_size = u64::from(self.settings.page_size);
         // Depth-first, earliest first: progress is committed in time order.
-        let mut todo = vec![Span { start: start.timestamp_millis(), end: end.timestamp_millis(), fresh: false }];
+        let mut todo: Vec<Span> = bounds
+            .windows(2)
+            .rev()
+            .map(|w| Span::new(w[0].timestamp_millis(), w[1].timestamp_millis(), false))
+            .filter(|span| span.end > span.start)
+            .collect();
         while let Some(span) = todo.pop() {
             if shutdown.is_cancelled() {
                 return Err(ScanError::Cancelled);
@@ -174,10 +248,19 @@ impl Scanner {
             // re-reading the lookback cheap. With nothing stored, fetch a full page at once,
             // which also tells the total — unless the window probably holds more than a
             // page, whose first page would then be read twice: ask the total first there too.
-            let mut total = None;
-            if prefetched.is_none() && (stored > 0 || self.likely_over(span, page_size)) {
+            // A total known from the parent's and the sibling's needs no request at all.
+            let mut total = span.total;
+            if total == Some(stored) {
+                if let Some(request) = prefetched {
+                    request.abort();
+                }
+                stats.skipped += 1;
+                continue;
+            }
+            if total.is_none() && prefetched.is_none() && (stored > 0 || self.likely_over(span, page_size)) {
                 let probe = self.get(span, 0, 1, shutdown, stats).await?;
                 self.observe_density(span, probe.total);
+                tell_sibling(&mut todo, span, probe.total);
                 if probe.total == stored {
                     stats.skipped += 1;
                     continue;
@@ -203,19 +286,21 @@ impl Scanner {
                 };
                 let page = self.received(requested, stats)?;
                 self.observe_density(span, page.total);
+                tell_sibling(&mut todo, span, page.total);
                 let complete = page.total <= page_size && page.notifications.len() as u64 == page.total;
                 let page_total = page.total;
-                committed_here = !page.notifications.is_empty();
-                self.start_commit(&mut flight.commit, page, via, stats).await?;
+                committed_here = !page.notifications.is_empty() && take.commits();
+                self.take(&mut flight.commit, page, take, stats).await?;
                 if complete {
                     continue;
                 }
                 total = Some(page_total);
             }
+            let known_total = total;
             let total = total.unwrap_or(page_size + 1);
             if span.end - span.start <= 1 {
                 self.finish_commit(&mut flight.commit, stats).await?;
-                self.scan_until_stable(span, via, total, shutdown, stats).await?;
+                self.scan_until_stable(span, take, total, shutdown, stats).await?;
                 continue;
             }
             // Split. Where something is stored, halve: the new notifications are usually
@@ -226,12 +311,17 @@ impl Scanner {
             let parts = parts.min(span.end - span.start);
             let len = span.end - span.start;
             let fresh = stored == 0 && !committed_here && self.settings.compare_counts;
-            // Push in reverse so the earliest piece is read first.
+            // Push in reverse so the earliest piece is read first. Of two halves, the second's
+            // total follows from the parent's and the first's: one count per level, not two.
             for i in (0..parts).rev() {
                 let s = span.start + len * i / parts;
                 let e = span.start + len * (i + 1) / parts;
                 if e > s {
-                    todo.push(Span { start: s, end: e, fresh });
+                    let mut piece = Span::new(s, e, fresh);
+                    if parts == 2 && i == 0 {
+                        piece.parent_total = known_total;
+                    }
+                    todo.push(piece);
                 }
             }
         }
@@ -255,7 +345,7 @@ impl Scanner {
     async fn scan_until_stable(
         &self,
         span: Span,
-        via: Via,
+        take: &mut Take<'_>,
         mut total: u64,
         shutdown: &CancellationToken,
         stats: &mut ScanStats,
@@ -269,7 +359,9 @@ impl Scanner {
                 total = page.total;
                 let n = page.notifications.len() as u64;
                 ids.extend(page.notifications.iter().map(|n| n.id.clone()));
-                self.commit(page, via, stats).await?;
+                let mut pending = None;
+                self.take(&mut pending, page, take, stats).await?;
+                self.finish_commit(&mut pending, stats).await?;
                 offset += u64::from(self.settings.page_size);
                 if n == 0 || offset >= total {
                     break;
@@ -327,16 +419,67 @@ impl Scanner {
 
     /// Learns the API's clock with the cheapest request there is.
     pub async fn probe_clock(&self, shutdown: &CancellationToken) -> Result<(), ScanError> {
-        let now = Utc::now().timestamp_millis();
-        let mut stats = ScanStats::default();
-        self.get(Span { start: now - 1, end: now, fresh: false }, 0, 1, shutdown, &mut stats).await.map(drop)
+        self.probe_clock_counted(shutdown, &mut ScanStats::default()).await
     }
 
-    /// Commits one response's notifications (one transaction) and waits for it.
-    async fn commit(&self, page: Page, via: Via, stats: &mut ScanStats) -> Result<(), ScanError> {
-        let mut pending = None;
-        self.start_commit(&mut pending, page, via, stats).await?;
-        self.finish_commit(&mut pending, stats).await
+    /// [`Scanner::probe_clock`], counting its request in `stats`.
+    pub async fn probe_clock_counted(
+        &self,
+        shutdown: &CancellationToken,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let now = Utc::now().timestamp_millis();
+        self.get(Span::new(now - 1, now, false), 0, 1, shutdown, stats).await.map(drop)
+    }
+
+    /// Does `take` with one response: starts its commit, or audits it.
+    async fn take(
+        &self,
+        pending: &mut Option<PendingCommit>,
+        page: Page,
+        take: &mut Take<'_>,
+        stats: &mut ScanStats,
+    ) -> Result<(), ScanError> {
+        let (repair, found) = match take {
+            Take::Store(via) => return self.start_commit(pending, page, *via, stats).await,
+            Take::Audit { repair, found } => (*repair, found),
+        };
+        let missing = |n: &crate::cen::notification::Notification| Missing {
+            id: n.id.clone(),
+            subject: n.subject.clone(),
+            created_timestamp: n.created_raw.clone(),
+        };
+        if repair {
+            // What the commit finds new is what the store lacked.
+            let mut listed: BTreeMap<String, Missing> =
+                page.notifications.iter().map(|n| (n.id.clone(), missing(n))).collect();
+            self.start_commit(pending, page, Via::Audit, stats).await?;
+            if let Some(accepted) = self.finish_commit(pending, stats).await? {
+                for id in &accepted.new_ids {
+                    if let Some(m) = listed.remove(id) {
+                        found.insert(id.clone(), m);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // Compared with the store as it is once this scan's earlier commits are in.
+        self.finish_commit(pending, stats).await?;
+        stats.fetched += page.notifications.len() as u64;
+        if page.notifications.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(i64, String)> =
+            page.notifications.iter().map(|n| (n.created.timestamp_millis(), n.id.clone())).collect();
+        let absent: BTreeSet<String> = self.store.call(move |s| s.absent(&keys)).await?.into_iter().collect();
+        stats.duplicates += (page.notifications.len() - absent.len()) as u64;
+        for n in page.notifications.iter().filter(|n| absent.contains(&n.id)) {
+            if found.insert(n.id.clone(), missing(n)).is_none() {
+                stats.new += 1;
+                *stats.by_subject.entry(n.subject.clone()).or_default() += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Starts committing one response's notifications (one transaction), once the commit
@@ -359,21 +502,50 @@ impl Scanner {
         Ok(())
     }
 
-    /// Waits for the commit under way, if any, and counts what it did.
-    async fn finish_commit(&self, pending: &mut Option<PendingCommit>, stats: &mut ScanStats) -> Result<(), ScanError> {
+    /// Waits for the commit under way, if any, counts what it did and returns it.
+    async fn finish_commit(
+        &self,
+        pending: &mut Option<PendingCommit>,
+        stats: &mut ScanStats,
+    ) -> Result<Option<Accepted>, ScanError> {
         let Some(commit) = pending.take() else {
-            return Ok(());
+            return Ok(None);
         };
         let accepted = commit.await.map_err(|e| {
             ScanError::Store(StoreError::InvalidInput { op: "accept", detail: format!("the commit task failed: {e}") })
         })??;
+        self.count_accepted(&accepted, stats);
+        Ok(Some(accepted))
+    }
+
+    /// Counts what one commit did.
+    fn count_accepted(&self, accepted: &Accepted, stats: &mut ScanStats) {
         stats.new += accepted.new as u64;
         stats.duplicates += accepted.duplicates as u64;
         for (subject, n) in &accepted.new_by_subject {
             *stats.by_subject.entry(subject.clone()).or_default() += *n as u64;
         }
         self.health.lock().expect("health lock").last_progress = Some(Utc::now());
-        Ok(())
+    }
+}
+
+impl Take<'_> {
+    /// Whether responses are committed (so a part read is no longer "nothing stored").
+    fn commits(&self) -> bool {
+        matches!(self, Take::Store(_) | Take::Audit { repair: true, .. })
+    }
+}
+
+/// Once the first half of a halved piece has learned its total, the second half — next on
+/// the stack, starting where the first ends — knows its own: the parent's less this one's.
+/// Totals may change between requests; a deduced one is as old as the parent's count, so a
+/// notification that appears meanwhile is left to the next cycle's count, as one appearing
+/// just after a count always is.
+fn tell_sibling(todo: &mut [Span], span: Span, total: u64) {
+    if let (Some(parent), Some(next)) = (span.parent_total, todo.last_mut())
+        && next.start == span.end
+    {
+        next.total = parent.checked_sub(total);
     }
 }
 

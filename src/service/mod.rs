@@ -302,6 +302,7 @@ impl Running {
             ("admin", format!("{:?}", old.admin), format!("{:?}", new.admin)),
             ("log", format!("{:?}", old.log), format!("{:?}", new.log)),
             ("subscriptions", format!("{:?}", old.subscriptions), format!("{:?}", new.subscriptions)),
+            ("audit", format!("{:?}", old.audit), format!("{:?}", new.audit)),
         ] {
             if a != b {
                 sections.push(name);
@@ -346,6 +347,9 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         tasks.spawn(async move { poller.run(shutdown).await });
     }
     tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), shutdown.clone()));
+    if let Some(audit) = crate::poll::audit::Scheduled::new(config, &poller) {
+        tasks.spawn(audit.run(shutdown.clone()));
+    }
     let (admin_addr, admin) = crate::admin::start(
         &config.admin,
         store.clone(),
@@ -561,6 +565,40 @@ pub async fn run_backfill(
     let sinks = start_dispatchers(config, &store, &stop_dispatch, &mut tasks, &Liveness::default())?;
     let report = crate::poll::backfill::backfill(&scanner, range, config.poll.max_window.delta(), &interrupt).await;
     drain(&store, &sinks, &interrupt).await;
+    stop_dispatch.cancel();
+    signals.abort();
+    while tasks.join_next().await.is_some() {}
+    release_leases(&store).await;
+    Ok(report)
+}
+
+/// `audit`: checks `range` (SPEC 12), with `repair` storing what is missing as `audit` and
+/// waiting for the sinks to take it; records the outcome for `status`.
+pub async fn run_audit(
+    config: &Config,
+    range: crate::poll::range::Range,
+    repair: bool,
+) -> Result<crate::poll::audit::AuditReport, String> {
+    use std::io::IsTerminal;
+    let store = open_store(config)?;
+    release_dead_owners(&store).await.map_err(|e| e.to_string())?;
+    let scanner = scanner(config, store.clone())?;
+    let interrupt = CancellationToken::new();
+    let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
+    let stop_dispatch = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let sinks = if repair {
+        start_dispatchers(config, &store, &stop_dispatch, &mut tasks, &Liveness::default())?
+    } else {
+        Vec::new()
+    };
+    let progress = std::io::stderr().is_terminal();
+    let report =
+        crate::poll::audit::audit(&scanner, range, crate::poll::audit::WINDOW, repair, progress, &interrupt).await;
+    crate::poll::audit::record(&store, &report, "cli").await;
+    if repair {
+        drain(&store, &sinks, &interrupt).await;
+    }
     stop_dispatch.cancel();
     signals.abort();
     while tasks.join_next().await.is_some() {}

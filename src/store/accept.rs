@@ -26,6 +26,8 @@ pub enum Via {
     Pull,
     /// A one-shot `--backfill`.
     Backfill,
+    /// An audit (SPEC 12) that found it after the sliding window missed it.
+    Audit,
 }
 
 impl Via {
@@ -35,6 +37,7 @@ impl Via {
             Via::Push => "push",
             Via::Pull => "pull",
             Via::Backfill => "backfill",
+            Via::Audit => "audit",
         }
     }
 
@@ -60,6 +63,7 @@ impl Via {
             "push" => Some(Via::Push),
             "pull" => Some(Via::Pull),
             "backfill" => Some(Via::Backfill),
+            "audit" => Some(Via::Audit),
             _ => None,
         }
     }

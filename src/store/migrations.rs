@@ -194,6 +194,48 @@ fn v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.pragma_update(None, "schema_version", cookie + 1)
 }
 
+/// Version 4: `received_via` may be `audit` (SPEC 6, 12), by the same documented procedure
+/// as version 3: the CHECK only grows, so every stored row satisfies the new one. The
+/// CHECK of a file that did not take version 3's edit is rewritten too. A file whose CHECK
+/// reads neither way is refused rather than left unable to store an audit's findings.
+fn v4(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    const FROM: [&str; 2] = [
+        "CHECK (received_via = 'push' OR received_via = 'pull' OR received_via = 'backfill')",
+        "CHECK (received_via IN ('push', 'pull', 'backfill'))",
+    ];
+    const TO: &str =
+        "CHECK (received_via = 'push' OR received_via = 'pull' OR received_via = 'backfill' OR received_via = 'audit')";
+    let cookie: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+    tx.pragma_update(None, "writable_schema", true)?;
+    let mut edited = Ok(0);
+    for from in FROM {
+        edited = edited.and_then(|n| {
+            tx.execute(
+                "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'notifications'",
+                [from, TO],
+            )
+            .map(|m| n + m)
+        });
+    }
+    let off = tx.pragma_update(None, "writable_schema", false);
+    edited?;
+    off?;
+    let sql: String =
+        tx.query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'notifications'", [], |r| {
+            r.get(0)
+        })?;
+    if !sql.contains(TO) {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(
+                "the notifications table's received_via CHECK is not one this version knows; it cannot be extended to 'audit'"
+                    .into(),
+            ),
+        ));
+    }
+    tx.pragma_update(None, "schema_version", cookie + 1)
+}
+
 /// One step of the schema's history.
 pub(super) enum Step {
     /// SQL run as one batch.
@@ -203,7 +245,7 @@ pub(super) enum Step {
 }
 
 /// The steps, in order; step `i` takes the file from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[Step] = &[Step::Sql(V1), Step::Sql(V2), Step::Code(v3)];
+pub(super) const MIGRATIONS: &[Step] = &[Step::Sql(V1), Step::Sql(V2), Step::Code(v3), Step::Code(v4)];
 
 /// The schema version this binary writes.
 pub(super) const CURRENT: i64 = MIGRATIONS.len() as i64;

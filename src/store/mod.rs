@@ -23,6 +23,7 @@
 //! - The store never reads the clock: every time is UTC epoch milliseconds from the caller.
 
 mod accept;
+mod audit;
 mod borrowing;
 mod checkpoint;
 mod error;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accept::{Accepted, Incoming, LeaseTo, Via};
+pub use audit::LastAudit;
 pub use error::StoreError;
 pub use handle::StoreHandle;
 pub use handoff::Handoff;
