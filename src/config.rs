@@ -522,7 +522,7 @@ impl Config {
         if p.lookback.delta() >= crate::cen::RETENTION {
             return Err(invalid("poll.lookback", "must be shorter than the API's 7-day retention".into()));
         }
-        if let Err(message) = crate::poll::audit::check_schedule(&self.audit.schedule) {
+        if let Err(message) = check_schedule(&self.audit.schedule) {
             return Err(invalid("audit.schedule", message));
         }
         if self.audit.range.0.is_zero() || self.audit.range.delta() > crate::cen::RETENTION {
@@ -705,6 +705,18 @@ impl From<&DeliveryConfig> for crate::sinks::dispatcher::DeliverySettings {
             max_age: d.max_age.0,
         }
     }
+}
+
+/// Checks `audit.schedule`: empty (off) or a cron expression with seconds.
+pub fn check_schedule(expr: &str) -> Result<(), String> {
+    if expr.trim().is_empty() {
+        return Ok(());
+    }
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).map(drop).map_err(|_| {
+        format!(
+            "{expr:?} is not a cron expression with seconds in UTC (sec min hour day-of-month month day-of-week, e.g. \"0 17 3 * * *\"); \"\" turns the scheduled audit off"
+        )
+    })
 }
 
 /// The sinks read their files the way the rest of the configuration does.

@@ -302,18 +302,6 @@ fn finish(mut report: AuditReport, started: Instant) -> AuditReport {
     report
 }
 
-/// Checks `audit.schedule`: empty (off) or a cron expression with seconds.
-pub fn check_schedule(expr: &str) -> Result<(), String> {
-    if expr.trim().is_empty() {
-        return Ok(());
-    }
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).map(drop).map_err(|_| {
-        format!(
-            "{expr:?} is not a cron expression with seconds in UTC (sec min hour day-of-month month day-of-week, e.g. \"0 17 3 * * *\"); \"\" turns the scheduled audit off"
-        )
-    })
-}
-
 /// The daemon's scheduled audit: a repairing audit over `audit.range` on `audit.schedule`.
 ///
 /// It has a scanner of its own (same client, store and API clock as the poller, its own
@@ -469,10 +457,10 @@ mod tests {
     #[test]
     fn schedules_are_cron_with_seconds_or_empty() {
         for good in ["", "0 17 3 * * *", "*/10 * * * * *", "0 0 */6 * * Mon-Fri"] {
-            assert!(check_schedule(good).is_ok(), "{good}");
+            assert!(crate::config::check_schedule(good).is_ok(), "{good}");
         }
         for bad in ["17 3 * * *", "daily", "0 61 3 * * *", "0 17 3 * * * * *"] {
-            let e = check_schedule(bad).unwrap_err();
+            let e = crate::config::check_schedule(bad).unwrap_err();
             assert!(e.contains("cron expression with seconds"), "{bad}: {e}");
         }
     }

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod backfill;
+mod error;
 pub mod range;
 pub mod retry;
 pub mod scan;

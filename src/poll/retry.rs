@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::scan::ScanError;
+use super::error::ScanError;
 use crate::cen::client::ApiError;
 
 /// Backoff settings for one request.

@@ -25,27 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::with_retries;
 use super::{ApiClock, PollHealth, PollSettings};
-use crate::cen::client::{ApiError, Client, Page, Query};
+use crate::cen::client::{Client, Page, Query};
 use crate::store::{Accepted, SOURCE_CEN, StoreError, StoreHandle, Via};
 
-/// How many full offset scans of a one-millisecond sub-window before giving up on getting
-/// two identical ones in a row (the next cycle tries again).
-const MAX_STABLE_SCANS: usize = 8;
-
-/// Why a scan stopped before reading its whole window.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("{0}")]
-    Api(#[from] ApiError),
-    #[error("state database: {0}")]
-    Store(#[from] StoreError),
-    #[error(
-        "a one-millisecond window at {at} holding {total} notifications changed on every one of {MAX_STABLE_SCANS} scans"
-    )]
-    Unstable { at: DateTime<Utc>, total: u64 },
-    #[error("shutting down")]
-    Cancelled,
-}
+pub use super::error::{MAX_STABLE_SCANS, ScanError};
 
 /// Counters of one scan (or one cycle, or one backfill).
 #[derive(Debug, Default, Clone)]
