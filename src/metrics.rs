@@ -67,6 +67,10 @@ pub struct Metrics {
     pub reloads: Family<OutcomeLabels, Counter>,
     pub start_time_seconds: Gauge<f64, AtomicU64>,
     pub resident_memory_bytes: Gauge,
+    /// 1 on the instance that polls, else 0 (SPEC 7). A single SQLite instance always polls.
+    pub poll_leader: Gauge,
+    /// 1 when `/readyz` would answer 200, else 0; refreshed at each scrape.
+    pub ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -97,6 +101,8 @@ impl Metrics {
             reloads: Family::default(),
             start_time_seconds: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
+            poll_leader: Gauge::default(),
+            ready: Gauge::default(),
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
@@ -162,6 +168,12 @@ impl Metrics {
             "Resident memory of the process",
             m.resident_memory_bytes.clone(),
         );
+        registry.register("cen_poll_leader", "1 on the instance that polls, else 0", m.poll_leader.clone());
+        registry.register(
+            "cen_ready",
+            "1 when /readyz answers 200 (the instance is making progress), else 0",
+            m.ready.clone(),
+        );
         m.start_time_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         // Samples for the label values known up front, so every series exists (at 0) from
         // the first scrape: `rate()` and alerts need a series before its first increment.
@@ -176,6 +188,10 @@ impl Metrics {
         }
         for code in ["200", "400", "403", "413", "503"] {
             let _ = m.push_requests.get_or_create(&CodeLabels { code: code.into() });
+        }
+        // The alert on VGS signature failures needs the 401 series before the first one.
+        for code in ["200", "400", "401"] {
+            let _ = m.vgs_requests.get_or_create(&CodeLabels { code: code.into() });
         }
         Metrics { registry, ..m }
     }

@@ -353,6 +353,8 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         let shutdown = shutdown.clone();
         tasks.spawn(async move { poller.run(shutdown).await });
     }
+    // One instance on SQLite is always the one that polls (SPEC 7, 13).
+    store.metrics().poll_leader.set(1);
     tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), shutdown.clone()));
     let (admin_addr, admin) = crate::admin::start(
         config.admin.listen,
