@@ -101,7 +101,7 @@ name = "archive"
 type = "file"
 path = "notifications.jsonl"
 {push}"#,
-        first = format_timestamp(Utc::now() - TimeDelta::minutes(1)),
+        first = format_timestamp(Utc::now() - TimeDelta::minutes(31)),
         push = push::DemoPki::config_section(),
     );
     std::fs::write(&config_path, config_text).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;

@@ -55,6 +55,12 @@ async fn the_demo_summary_adds_up() {
     assert_eq!(by_path.get("push").copied().unwrap_or(0), summary.by_push);
     assert_eq!(by_path.get("pull").copied().unwrap_or(0), summary.by_pull);
 
+    // The poller's watermark moves from the first cycles on, and the daemon says it is ready.
+    let status = cen_poller::status::collect(&demo.config).unwrap();
+    assert!(status.watermark.is_some(), "no watermark after the whole run: {status:?}");
+    let readyz = reqwest::get(format!("http://{}/readyz", demo.running.admin_addr)).await.unwrap();
+    assert_eq!(readyz.status(), 200, "{}", readyz.text().await.unwrap());
+
     let text = summary.render();
     assert!(
         text.contains(&format!("by push {}   by pull {}   = stored {COUNT}", summary.by_push, summary.by_pull)),
