@@ -143,7 +143,7 @@ impl PushPull {
     pub fn render(&self) -> String {
         format!(
             "by push {}   by pull {}   = stored {}\n\
-             recovered by pull {}   (the simulator dropped {} pushes; pull finds them after poll.settle)\n\
+             recovered by pull {}   (of the {} pushes the simulator dropped; pull finds each a poll cycle later)\n\
              duplicates dropped {}   (push sent twice {} of {}; pulled copies of pushed ones {})\n",
             self.by_push,
             self.by_pull,
