@@ -70,26 +70,33 @@ async fn metrics(State(state): State<AdminState>) -> Response {
             m.sink_dead_letters.get_or_create(&SinkLabels { sink }).set(n as i64);
         }
     }
+    m.ready.set(i64::from(readiness(&state).await.is_ok()));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let not_ready = |reason: String| {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "not ready", "reason": reason}))).into_response()
-    };
+    match readiness(&state).await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "not ready", "reason": reason})))
+            .into_response(),
+    }
+}
+
+/// Ready, or the reason why not (`/readyz` and the `cen_ready` gauge).
+async fn readiness(state: &AdminState) -> Result<(), String> {
     let now = Utc::now();
     if let Err(e) = state.store.call(move |s| s.check_writable(now.timestamp_millis())).await {
-        return not_ready(format!("the state database does not take writes: {e}"));
+        return Err(format!("the state database does not take writes: {e}"));
     }
     let health = state.health.lock().expect("health lock").clone();
     if let Some(auth) = health.auth_problem {
-        return not_ready(format!("the API refuses our credentials: {auth}"));
+        return Err(format!("the API refuses our credentials: {auth}"));
     }
     let window = chrono::TimeDelta::from_std(state.interval * 3).unwrap_or(chrono::TimeDelta::MAX);
     if health.last_progress.is_some_and(|t| now - t <= window) {
-        return (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response();
+        return Ok(());
     }
-    not_ready(match (health.problem, health.last_progress) {
+    Err(match (health.problem, health.last_progress) {
         (Some(problem), _) => format!("polling is failing: {problem}"),
         (None, Some(t)) => format!("no poll progress since {t}"),
         (None, None) => "no poll cycle has completed yet".into(),

@@ -2,9 +2,17 @@
 //! `subscriptions list` shows them), the daemon and a file sink in a temporary directory,
 //! with a live summary — the README's first command, and a quick way to see the whole
 //! pipeline work on a fresh machine without Mastercard credentials.
+//!
+//! The simulator serves the CEN API and also pushes each new notification to the daemon's
+//! mTLS push endpoint (certificates made on the fly), dropping some and sending some twice;
+//! the summary shows what came by push, what pull recovered, and the duplicates dropped
+//! (`push.rs`).
+
+mod push;
+pub use push::PushPull;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -14,7 +22,7 @@ use crate::cen::keys::SigningKey;
 use crate::cen::notification::format_timestamp;
 use crate::config::Config;
 use crate::output::write_stdout;
-use crate::simulate::{self, SimConfig};
+use crate::simulate::{self, SimConfig, Simulator};
 
 /// `demo` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,36 +42,36 @@ pub struct DemoArgs {
     pub faults: f64,
 }
 
-/// Runs the demo until Ctrl-C or `--duration`.
-pub async fn run(args: DemoArgs) -> Result<(), String> {
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
-            d.clone()
-        }
-        None => tempfile::Builder::new()
-            .prefix("cen-poller-demo-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?
-            .keep(),
-    };
+/// A running demo: the simulator (API and pusher), the daemon, and the file sink in `dir`.
+pub struct Demo {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub sink_path: PathBuf,
+    pub config: Config,
+    pub sim: Simulator,
+    /// Where the simulator serves the CEN API.
+    pub sim_addr: std::net::SocketAddr,
+    pub running: crate::service::Running,
+}
+
+/// Starts the simulator for `sim` (its OAuth check on, its push target set to the daemon's
+/// push endpoint) and the daemon, both in `dir`, until `shutdown`.
+pub async fn start(dir: &Path, mut sim: SimConfig, shutdown: CancellationToken) -> Result<Demo, String> {
     // A throwaway signing key: the simulator verifies every request's OAuth signature with
     // its public half, exactly as Mastercard's gateway would.
     let key = SigningKey::generate()?;
     let key_path = dir.join("demo-signing-key.pem");
     std::fs::write(&key_path, key.private_key_pem())
         .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
-
-    let mut sim = SimConfig::live(7, args.rate, Duration::from_secs(30 * 60));
     sim.public_key = Some(key.public_key_pkcs1());
     sim.consumer_key = Some("demo-consumer-key".into());
-    sim.late_fraction = 0.05;
-    sim.late_by = Duration::from_secs(120);
-    let f = args.faults.clamp(0.0, 1.0);
-    sim.faults.error_rate = f / 2.0;
-    sim.faults.rate_limit_rate = f / 4.0;
-    sim.faults.truncate_rate = f / 4.0;
-    let (sim, addr, _) = simulate::start(sim).await;
+    // The simulator needs the push endpoint's address and the daemon the API's: bind the
+    // API's port first, start the daemon, then serve the API (and push) on that port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| format!("cannot bind a local port for the simulator: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let pki = push::DemoPki::create(dir)?;
 
     let sink_path = dir.join("notifications.jsonl");
     let config_path = dir.join("config.toml");
@@ -99,38 +107,81 @@ level = "warn"
 name = "archive"
 type = "file"
 path = "notifications.jsonl"
-"#,
+{push}"#,
         first = format_timestamp(Utc::now() - TimeDelta::minutes(31)),
+        push = push::DemoPki::config_section(),
     );
     std::fs::write(&config_path, config_text).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
 
-    let intro = format!(
-        "cen-poller demo: simulator on http://{addr}, state and sink in {}\n\
-         (30 minutes of history, {} new notifications/s, {:.0}% of API answers are faults; Ctrl-C stops)\n\n",
-        dir.display(),
-        args.rate,
-        f * 100.0
-    );
-    if !write_stdout(&intro)? {
-        // Nobody is reading: nothing started yet, nothing to show.
-        return Ok(());
+    let running = crate::service::start(&config, shutdown.clone()).await?;
+    let push_addr = running.push.as_ref().map(|p| p.addr).ok_or("the demo's daemon has no push endpoint")?;
+    sim.push = Some(pki.target(format!("https://{push_addr}/notifications")));
+    let sim = Simulator::try_new(sim).map_err(|e| e.to_string())?;
+    {
+        let sim = sim.clone();
+        tokio::spawn(async move { sim.serve(listener, shutdown).await });
     }
-    // What a new user sees first with real credentials too: Mastercard generates
-    // notifications only for subscriptions, and the simulator starts with one per subject.
-    let subscriptions =
-        config.api_client()?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
-    let listing = format!(
-        "subscriptions (cen-poller --config {} subscriptions list):\n{}\n",
-        config_path.display(),
-        crate::subscriptions::render::table(&subscriptions)
-    );
-    if !write_stdout(&listing)? {
-        return Ok(());
+    Ok(Demo { dir: dir.to_owned(), config_path, sink_path, config, sim, sim_addr: addr, running })
+}
+
+impl Demo {
+    /// Push and pull side by side, from the state database and the daemon's counters.
+    pub fn push_pull(&self) -> Result<PushPull, String> {
+        let status = crate::status::collect(&self.config)?;
+        Ok(PushPull::collect(&status, &self.running, &self.sim))
     }
+}
+
+/// Runs the demo until Ctrl-C or `--duration`.
+pub async fn run(args: DemoArgs) -> Result<(), String> {
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            d.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("cen-poller-demo-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?
+            .keep(),
+    };
+    // No history: every notification is created while the daemon runs, so push has the
+    // chance to deliver each, and what pull recovers is exactly what push dropped.
+    let mut sim = SimConfig::live(7, args.rate, Duration::ZERO);
+    sim.late_fraction = 0.05;
+    sim.late_by = Duration::from_secs(120);
+    let f = args.faults.clamp(0.0, 1.0);
+    sim.faults.error_rate = f / 2.0;
+    sim.faults.rate_limit_rate = f / 4.0;
+    sim.faults.truncate_rate = f / 4.0;
 
     let shutdown = CancellationToken::new();
-    let running = crate::service::start(&config, shutdown.clone()).await?;
+    let demo = start(&dir, sim, shutdown.clone()).await?;
+    let Demo { config_path, sink_path, config, sim, sim_addr: addr, running, .. } = demo;
+
+    let intro = format!(
+        "cen-poller demo: simulator on http://{addr}, state and sink in {}\n\
+         ({} new notifications/s, {:.0}% of API answers are faults; Ctrl-C stops)\n\
+         it also pushes each new notification to https://{} over mTLS, and drops {:.0}% of them\n\n",
+        dir.display(),
+        args.rate,
+        f * 100.0,
+        running.push.as_ref().map(|p| p.addr.to_string()).unwrap_or_default(),
+        push::DROP_FRACTION * 100.0,
+    );
+    let mut shown = write_stdout(&intro);
+    // What a new user sees first with real credentials too: Mastercard generates
+    // notifications only for subscriptions, and the simulator starts with one per subject.
+    if matches!(shown, Ok(true)) {
+        let subscriptions =
+            config.api_client()?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
+        shown = write_stdout(&format!(
+            "subscriptions (cen-poller --config {} subscriptions list):\n{}\n",
+            config_path.display(),
+            crate::subscriptions::render::table(&subscriptions)
+        ));
+    }
     let signals = tokio::spawn(crate::service::handle_signals(shutdown.clone(), || {}));
     if let Some(d) = args.duration {
         let s = shutdown.clone();
@@ -146,7 +197,9 @@ path = "notifications.jsonl"
     let mut lines_shown = 0;
     // A reader that went away (or a write error) ends the demo like Ctrl-C: the daemon
     // still shuts down in order.
-    let mut shown = write_stdout(&format!("metrics and health: http://{}/metrics, /readyz\n\n", running.admin_addr));
+    if matches!(shown, Ok(true)) {
+        shown = write_stdout(&format!("metrics and health: http://{}/metrics, /readyz\n\n", running.admin_addr));
+    }
     while matches!(shown, Ok(true)) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -168,8 +221,8 @@ path = "notifications.jsonl"
     }
     shutdown.cancel();
     signals.abort();
-    running.join(crate::service::SHUTDOWN_DEADLINE).await;
     sim.stop();
+    running.join(crate::service::SHUTDOWN_DEADLINE).await;
     if shown? {
         write_stdout(&format!(
             "\nstopped. Every notification is one line of {}\ntry:  cen-poller --config {} status\n",
@@ -182,6 +235,7 @@ path = "notifications.jsonl"
 
 fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::Simulator) -> Result<String, String> {
     let status = crate::status::collect(config)?;
+    let push_pull = PushPull::collect(&status, running, sim);
     let health = running.poller.health.lock().expect("health lock").clone();
     let stats = sim.stats();
     let delivered: u64 = running.sinks().iter().map(|s| s.counters.delivered.get()).sum();
@@ -193,17 +247,11 @@ fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::S
         health.cycles_ok,
         health.cycles_failed
     ));
+    out.push_str(&push_pull.render());
     out.push_str(&format!(
-        "stored {}   delivered to the file sink {}   backlog {}   duplicates dropped {}\n",
-        status.last_24h.total,
+        "delivered to the file sink {}   backlog {}\n",
         delivered,
         status.backlog.values().sum::<u64>(),
-        health.totals.duplicates
-    ));
-    let paths: Vec<String> = status.last_24h.by_path.iter().map(|(p, n)| format!("{p} {n}")).collect();
-    out.push_str(&format!(
-        "by path: {}   (push arrives with the push endpoint)\n",
-        if paths.is_empty() { "-".into() } else { paths.join(", ") }
     ));
     out.push_str(&format!("API: {} requests, {} faults injected and retried\n", stats.requests, stats.faults_injected));
     for (subject, n) in &status.last_24h.by_subject {

@@ -83,6 +83,10 @@ pub struct Metrics {
     pub audit_missing: Family<SubjectLabels, Counter>,
     /// When an audit last ended with nothing missing or everything repaired (Unix time).
     pub audit_last_success: Gauge<f64, AtomicU64>,
+    /// 1 on the instance that polls, else 0 (SPEC 7). A single SQLite instance always polls.
+    pub poll_leader: Gauge,
+    /// 1 when `/readyz` would answer 200, else 0; refreshed at each scrape.
+    pub ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -118,6 +122,8 @@ impl Metrics {
             audit_runs: Family::default(),
             audit_missing: Family::default(),
             audit_last_success: Gauge::default(),
+            poll_leader: Gauge::default(),
+            ready: Gauge::default(),
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
@@ -204,6 +210,12 @@ impl Metrics {
             "How many changes `cen-poller subscriptions plan` would make (0 when none are declared)",
             m.subscriptions_drift.clone(),
         );
+        registry.register("cen_poll_leader", "1 on the instance that polls, else 0", m.poll_leader.clone());
+        registry.register(
+            "cen_ready",
+            "1 when /readyz answers 200 (the instance is making progress), else 0",
+            m.ready.clone(),
+        );
         m.start_time_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         // Samples for the label values known up front, so every series exists (at 0) from
         // the first scrape: `rate()` and alerts need a series before its first increment.
@@ -218,6 +230,10 @@ impl Metrics {
         }
         for code in ["200", "400", "403", "413", "503"] {
             let _ = m.push_requests.get_or_create(&CodeLabels { code: code.into() });
+        }
+        // The alert on VGS signature failures needs the 401 series before the first one.
+        for code in ["200", "400", "401"] {
+            let _ = m.vgs_requests.get_or_create(&CodeLabels { code: code.into() });
         }
         Metrics { registry, ..m }
     }

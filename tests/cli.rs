@@ -211,22 +211,27 @@ fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
     let dir = tempfile::tempdir().unwrap();
     let sink = dir.path().join("notifications.jsonl");
     let child = Command::new(env!("CARGO_BIN_EXE_cen-poller"))
-        .args(["demo", "--rate", "2", "--dir", dir.path().to_str().unwrap()])
+        .args(["demo", "--rate", "20", "--dir", dir.path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let ids = |text: &str| -> Vec<String> {
+    let records = |text: &str| -> Vec<serde_json::Value> {
         // A line being written may be incomplete; only whole records count.
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| v["id"].as_str().unwrap().to_owned())
-            .collect()
+        text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect()
     };
-    // 30 minutes of history at 2 per second: wait until all of it has arrived.
+    let ids =
+        |text: &str| -> Vec<String> { records(text).iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect() };
+    // Wait until notifications have arrived by both paths: pushed as they are created, and
+    // the ones push dropped by pull.
     let started = std::time::Instant::now();
-    while ids(&std::fs::read_to_string(&sink).unwrap_or_default()).len() < 3600 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the demo did not deliver its history");
+    loop {
+        let all = records(&std::fs::read_to_string(&sink).unwrap_or_default());
+        let via = |path: &str| all.iter().filter(|r| r["received_via"] == path).count();
+        if via("push") >= 50 && via("pull") >= 1 {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "push {} pull {}", via("push"), via("pull"));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -243,6 +248,7 @@ fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
     for k in 0..cen_poller::simulate::SUBJECTS.len() {
         assert!(text.contains(&cen_poller::simulate::subscription_name(k)), "{text}");
     }
+    assert!(stdout(&out).contains("recovered by pull"), "the summary shows push and pull");
 }
 
 #[test]

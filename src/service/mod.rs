@@ -346,6 +346,8 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         let shutdown = shutdown.clone();
         tasks.spawn(async move { poller.run(shutdown).await });
     }
+    // One instance on SQLite is always the one that polls (SPEC 7, 13).
+    store.metrics().poll_leader.set(1);
     tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), shutdown.clone()));
     if let Some(audit) = crate::poll::audit::Scheduled::new(config, &poller) {
         tasks.spawn(audit.run(shutdown.clone()));
