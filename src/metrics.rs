@@ -221,6 +221,10 @@ impl Metrics {
         // the first scrape: `rate()` and alerts need a series before its first increment.
         for subject in crate::cen::SUBJECTS {
             let _ = m.recovered_by_pull.get_or_create(&SubjectLabels { subject: subject.into() });
+            let _ = m.audit_missing.get_or_create(&SubjectLabels { subject: subject.into() });
+        }
+        for outcome in ["ok", "missing", "failed"] {
+            let _ = m.audit_runs.get_or_create(&OutcomeLabels { outcome: outcome.into() });
         }
         for via in ["push", "pull", "backfill"] {
             let _ = m.duplicates.get_or_create(&ViaLabels { source: "mastercard-cen".into(), via: via.into() });
