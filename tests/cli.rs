@@ -248,7 +248,7 @@ fn demo_runs_the_whole_pipeline_and_says_where_the_file_is() {
     for k in 0..cen_poller::simulate::SUBJECTS.len() {
         assert!(text.contains(&cen_poller::simulate::subscription_name(k)), "{text}");
     }
-    assert!(stdout(&out).contains("recovered by pull"), "the summary shows push and pull");
+    assert!(stdout(&out).contains("recovered by pull or audit"), "the summary shows push and pull");
 }
 
 #[test]

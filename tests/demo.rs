@@ -33,7 +33,8 @@ async fn the_demo_summary_adds_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    assert_eq!(summary.by_push + summary.by_pull, summary.stored, "{summary:?}");
+    assert_eq!(summary.by_push + summary.by_pull + summary.by_audit, summary.stored, "{summary:?}");
+    assert_eq!(summary.by_audit, 0, "nothing is made late here: {summary:?}");
     assert!(summary.dropped_by_simulator > 0, "{summary:?}");
     assert_eq!(summary.recovered_by_pull, summary.dropped_by_simulator, "{summary:?}");
     assert_eq!(summary.by_pull, summary.recovered_by_pull, "everything pulled first was missed by push: {summary:?}");
@@ -63,7 +64,10 @@ async fn the_demo_summary_adds_up() {
 
     let text = summary.render();
     assert!(
-        text.contains(&format!("by push {}   by pull {}   = stored {COUNT}", summary.by_push, summary.by_pull)),
+        text.contains(&format!(
+            "by push {}   by pull {}   by audit 0   = stored {COUNT}",
+            summary.by_push, summary.by_pull
+        )),
         "{text}"
     );
 

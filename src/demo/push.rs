@@ -104,6 +104,8 @@ pub struct PushPull {
     pub stored: u64,
     pub by_push: u64,
     pub by_pull: u64,
+    /// Found by the audit (SPEC 12) after the sliding window missed it.
+    pub by_audit: u64,
     /// Arrived first by pull while push is configured: push missed them.
     pub recovered_by_pull: u64,
     /// What the simulator did: never pushed, and pushed a second time.
@@ -131,6 +133,7 @@ impl PushPull {
             stored: counts.total,
             by_push: counts.by_path.get("push").copied().unwrap_or(0),
             by_pull: counts.by_path.get("pull").copied().unwrap_or(0),
+            by_audit: counts.by_path.get("audit").copied().unwrap_or(0),
             recovered_by_pull: counts.recovered_by_pull,
             dropped_by_simulator: stats.push_dropped,
             sent_twice_by_simulator: stats.push_duplicated,
@@ -142,11 +145,12 @@ impl PushPull {
     /// The summary's push-and-pull lines.
     pub fn render(&self) -> String {
         format!(
-            "by push {}   by pull {}   = stored {}\n\
-             recovered by pull {}   (of the {} pushes the simulator dropped; pull finds each a poll cycle later)\n\
+            "by push {}   by pull {}   by audit {}   = stored {}\n\
+             recovered by pull or audit {}   (of the {} pushes the simulator dropped; pull finds each a poll cycle later)\n\
              duplicates dropped {}   (push sent twice {} of {}; pulled copies of pushed ones {})\n",
             self.by_push,
             self.by_pull,
+            self.by_audit,
             self.stored,
             self.recovered_by_pull,
             self.dropped_by_simulator,
