@@ -74,6 +74,20 @@ struct State {
 }
 
 impl State {
+    fn new(accepted: Instant) -> State {
+        State {
+            accepted,
+            in_flight: 0,
+            receiving: 0,
+            requests: 0,
+            http2: false,
+            last_answer: None,
+            head_started: None,
+            progress: accepted,
+            evict: false,
+        }
+    }
+
     fn busy(&self) -> bool {
         self.in_flight > self.receiving
     }
@@ -103,21 +117,7 @@ pub(super) enum Close {
 impl Registry {
     /// Registers a connection accepted now; it holds `permit` (its slot) until dropped.
     pub(super) fn register(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Registered {
-        let now = Instant::now();
-        let conn = Arc::new(Conn {
-            state: Mutex::new(State {
-                accepted: now,
-                in_flight: 0,
-                receiving: 0,
-                requests: 0,
-                http2: false,
-                last_answer: None,
-                head_started: None,
-                progress: now,
-                evict: false,
-            }),
-            changed: Notify::new(),
-        });
+        let conn = Arc::new(Conn { state: Mutex::new(State::new(Instant::now())), changed: Notify::new() });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns.lock().expect("registry lock").insert(id, conn.clone());
         Registered { id, conn, registry: self.clone(), _permit: permit }
@@ -354,25 +354,11 @@ mod tests {
         }
     }
 
-    fn state(accepted: Instant) -> State {
-        State {
-            accepted,
-            in_flight: 0,
-            receiving: 0,
-            requests: 0,
-            http2: false,
-            last_answer: None,
-            head_started: None,
-            progress: accepted,
-            evict: false,
-        }
-    }
-
     #[test]
     fn deadlines_follow_the_connection_state() {
         let t = Instant::now();
         let l = limits();
-        let mut s = state(t);
+        let mut s = State::new(t);
         assert_eq!(s.deadline(&l), Some(t + l.header_timeout), "the first head is due header_timeout after accept");
         s.in_flight = 1;
         s.receiving = 1;

@@ -549,28 +549,59 @@ pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, String> {
     Ok(poller.scanner)
 }
 
+/// A one-shot job (`--backfill`, `audit`) beside the daemon or without it: the store, with
+/// the leases of processes that died released; a scanner; Ctrl-C as its interrupt; and,
+/// when it delivers, dispatchers on a token of their own, so that after an interrupt they
+/// still deliver what the job committed, until [`OneShot::finish`]'s drain gives up.
+struct OneShot {
+    store: StoreHandle,
+    scanner: Scanner,
+    interrupt: CancellationToken,
+    signals: tokio::task::JoinHandle<()>,
+    stop_dispatch: CancellationToken,
+    tasks: JoinSet<()>,
+    sinks: Vec<ActiveSink>,
+}
+
+impl OneShot {
+    async fn open(config: &Config, deliver: bool) -> Result<OneShot, String> {
+        let store = open_store(config)?;
+        release_dead_owners(&store).await.map_err(|e| e.to_string())?;
+        let scanner = scanner(config, store.clone())?;
+        let interrupt = CancellationToken::new();
+        let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
+        let stop_dispatch = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let sinks = if deliver {
+            start_dispatchers(config, &store, &stop_dispatch, &mut tasks, &Liveness::default())?
+        } else {
+            Vec::new()
+        };
+        Ok(OneShot { store, scanner, interrupt, signals, stop_dispatch, tasks, sinks })
+    }
+
+    /// Waits for the sinks to take what the job queued (see [`drain`]), then stops.
+    async fn finish(mut self) {
+        if !self.sinks.is_empty() {
+            drain(&self.store, &self.sinks, &self.interrupt).await;
+        }
+        self.stop_dispatch.cancel();
+        self.signals.abort();
+        while self.tasks.join_next().await.is_some() {}
+        release_leases(&self.store).await;
+    }
+}
+
 /// `--backfill`: reads `range` as `backfill`, delivering as it goes, then waits for the
 /// sinks to take what it queued.
 pub async fn run_backfill(
     config: &Config,
     range: crate::poll::range::Range,
 ) -> Result<crate::poll::backfill::BackfillReport, String> {
-    let store = open_store(config)?;
-    release_dead_owners(&store).await.map_err(|e| e.to_string())?;
-    let scanner = scanner(config, store.clone())?;
-    let interrupt = CancellationToken::new();
-    let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
-    // The dispatchers stop on their own token: after an interrupt they still deliver what
-    // the interrupted scan committed, until the drain below gives up.
-    let stop_dispatch = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    let sinks = start_dispatchers(config, &store, &stop_dispatch, &mut tasks, &Liveness::default())?;
-    let report = crate::poll::backfill::backfill(&scanner, range, config.poll.max_window.delta(), &interrupt).await;
-    drain(&store, &sinks, &interrupt).await;
-    stop_dispatch.cancel();
-    signals.abort();
-    while tasks.join_next().await.is_some() {}
-    release_leases(&store).await;
+    let job = OneShot::open(config, true).await?;
+    let report =
+        crate::poll::backfill::backfill(&job.scanner, range, config.poll.max_window.delta(), &job.interrupt).await;
+    job.finish().await;
     Ok(report)
 }
 
@@ -582,29 +613,13 @@ pub async fn run_audit(
     repair: bool,
 ) -> Result<crate::poll::audit::AuditReport, String> {
     use std::io::IsTerminal;
-    let store = open_store(config)?;
-    release_dead_owners(&store).await.map_err(|e| e.to_string())?;
-    let scanner = scanner(config, store.clone())?;
-    let interrupt = CancellationToken::new();
-    let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
-    let stop_dispatch = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    let sinks = if repair {
-        start_dispatchers(config, &store, &stop_dispatch, &mut tasks, &Liveness::default())?
-    } else {
-        Vec::new()
-    };
+    let job = OneShot::open(config, repair).await?;
     let progress = std::io::stderr().is_terminal();
     let report =
-        crate::poll::audit::audit(&scanner, range, crate::poll::audit::WINDOW, repair, progress, &interrupt).await;
-    crate::poll::audit::record(&store, &report, "cli").await;
-    if repair {
-        drain(&store, &sinks, &interrupt).await;
-    }
-    stop_dispatch.cancel();
-    signals.abort();
-    while tasks.join_next().await.is_some() {}
-    release_leases(&store).await;
+        crate::poll::audit::audit(&job.scanner, range, crate::poll::audit::WINDOW, repair, progress, &job.interrupt)
+            .await;
+    crate::poll::audit::record(&job.store, &report, "cli").await;
+    job.finish().await;
     Ok(report)
 }
 
