@@ -114,7 +114,7 @@ path = "notifications.jsonl"
     std::fs::write(&config_path, config_text).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
 
-    let running = crate::service::start(&config, shutdown.clone()).await?;
+    let running = crate::service::start(&config, shutdown.clone()).await.map_err(|e| e.to_string())?;
     let push_addr = running.push.as_ref().map(|p| p.addr).ok_or("the demo's daemon has no push endpoint")?;
     sim.push = Some(pki.target(format!("https://{push_addr}/notifications")));
     let sim = Simulator::try_new(sim).map_err(|e| e.to_string())?;

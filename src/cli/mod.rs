@@ -238,11 +238,11 @@ fn daemon(path: &Path) -> Result<ExitCode, CliError> {
     // (systemd stopping a unit that is still starting) is an orderly one, exit 0.
     let signals = {
         let _context = runtime.enter();
-        crate::service::Signals::install().map_err(CliError::Runtime)?
+        crate::service::Signals::install().map_err(|e| CliError::Runtime(e.to_string()))?
     };
     let config = load_and_log(path)?;
     config.load_secrets()?;
-    runtime.block_on(crate::service::run_daemon(config, signals)).map_err(CliError::Runtime)?;
+    runtime.block_on(crate::service::run_daemon(config, signals)).map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -253,7 +253,9 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
     let now = chrono::Utc::now();
     let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
     check_retention(&range, now).map_err(CliError::Usage)?;
-    let report = runtime()?.block_on(crate::service::run_backfill(&config, range)).map_err(CliError::Runtime)?;
+    let report = runtime()?
+        .block_on(crate::service::run_backfill(&config, range))
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     // The exit status tells how the backfill went; a summary that cannot be shown is only
     // reported beside it.
     if let Err(e) = emit(&report.summary()) {
@@ -273,7 +275,9 @@ fn audit(path: &Path, range_text: Option<&str>, repair: bool, json: bool) -> Res
         None => Range { from: now - config.audit.range.delta(), to: now - settle },
     };
     check_retention(&range, now).map_err(CliError::Usage)?;
-    let report = runtime()?.block_on(crate::service::run_audit(&config, range, repair)).map_err(CliError::Runtime)?;
+    let report = runtime()?
+        .block_on(crate::service::run_audit(&config, range, repair))
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(&report).expect("an audit report serialises"))
     } else {

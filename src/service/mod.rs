@@ -34,9 +34,34 @@ pub fn routes(config: &Config) -> Vec<Route> {
     config.sinks.iter().map(|s| Route { sink: s.name().to_owned(), subjects: s.subjects().to_vec() }).collect()
 }
 
+/// Why the daemon or a one-shot job could not start or go on. Each message names the part
+/// that failed and, from that part, the key or file to check.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `[api]`: the signing key or the HTTP client could not be made.
+    #[error("{0}")]
+    Api(String),
+    /// The state database could not be opened or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A `[[sinks]]` entry could not be built (the message names the sink).
+    #[error("{0}")]
+    Sinks(String),
+    /// A listener (push, VGS, admin) could not start (the message names its key).
+    #[error("{0}")]
+    Listener(String),
+    /// A signal handler could not be installed.
+    #[error("cannot install a {signal} handler: {source}")]
+    Signals {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Opens the state database named by the configuration.
-pub fn open_store(config: &Config) -> Result<StoreHandle, String> {
-    StoreHandle::open(&config.resolve(&config.state.path), routes(config)).map_err(|e| e.to_string())
+pub fn open_store(config: &Config) -> Result<StoreHandle, Error> {
+    Ok(StoreHandle::open(&config.resolve(&config.state.path), routes(config))?)
 }
 
 /// Builds the API client from the configuration (loads the signing key).
@@ -321,16 +346,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Starts the poller, the dispatchers and the maintenance task of `config`.
-pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, String> {
-    let client = client(config)?;
+pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, Error> {
+    let client = client(config).map_err(Error::Api)?;
     let store = open_store(config)?;
-    release_dead_owners(&store).await.map_err(|e| e.to_string())?;
+    release_dead_owners(&store).await?;
     let mut tasks = JoinSet::new();
     let liveness = Liveness::default();
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
     let mut running_sinks = Vec::new();
-    for (sink, sink_config) in sinks::build(&config.sinks, config)?.into_iter().zip(&config.sinks) {
+    for (sink, sink_config) in sinks::build(&config.sinks, config).map_err(Error::Sinks)?.into_iter().zip(&config.sinks)
+    {
         let stop = shutdown.child_token();
         let (active, handle) = spawn_sink(&store, sink, &owner, settings.clone(), stop.clone(), None, &liveness);
         running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
@@ -359,13 +385,16 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         config.poll.interval.0,
         shutdown.clone(),
     )
-    .await?;
+    .await
+    .map_err(Error::Listener)?;
     tasks.spawn(async move {
         let _ = admin.await;
     });
     let push = match &config.push {
         Some(_) => {
-            let (endpoint, serving) = crate::push::PushEndpoint::start(config, store.clone(), shutdown.clone()).await?;
+            let (endpoint, serving) = crate::push::PushEndpoint::start(config, store.clone(), shutdown.clone())
+                .await
+                .map_err(Error::Listener)?;
             tasks.spawn(async move {
                 let _ = serving.await;
             });
@@ -375,7 +404,9 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     };
     let vgs = match &config.vgs {
         Some(_) => {
-            let (endpoint, serving) = crate::vgs::VgsEndpoint::start(config, store.clone(), shutdown.clone()).await?;
+            let (endpoint, serving) = crate::vgs::VgsEndpoint::start(config, store.clone(), shutdown.clone())
+                .await
+                .map_err(Error::Listener)?;
             tasks.spawn(async move {
                 let _ = serving.await;
             });
@@ -406,11 +437,11 @@ pub fn start_dispatchers(
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
     liveness: &Liveness,
-) -> Result<Vec<ActiveSink>, String> {
+) -> Result<Vec<ActiveSink>, Error> {
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
     let mut out = Vec::new();
-    for sink in sinks::build(&config.sinks, config)? {
+    for sink in sinks::build(&config.sinks, config).map_err(Error::Sinks)? {
         let counters = Arc::new(store.metrics().sink(sink.name()));
         let dispatcher = Dispatcher {
             store: store.clone(),
@@ -456,7 +487,7 @@ async fn prune_loop(store: StoreHandle, keep: chrono::TimeDelta, shutdown: Cance
 /// Runs the daemon until SIGTERM or SIGINT. `signals` should be installed before anything
 /// slow happens (loading keys, opening the store), so that a stop during start-up is an
 /// orderly one too.
-pub async fn run_daemon(config: Config, signals: Signals) -> Result<(), String> {
+pub async fn run_daemon(config: Config, signals: Signals) -> Result<(), Error> {
     let shutdown = CancellationToken::new();
     let running = start(&config, shutdown.clone()).await?;
     tracing::info!(
@@ -489,10 +520,11 @@ pub struct Signals {
 
 impl Signals {
     /// Installs the handlers. Must be called within a Tokio runtime context.
-    pub fn install() -> Result<Signals, String> {
+    pub fn install() -> Result<Signals, Error> {
         use tokio::signal::unix::{SignalKind, signal};
-        let install =
-            |kind: SignalKind, name: &str| signal(kind).map_err(|e| format!("cannot install a {name} handler: {e}"));
+        let install = |kind: SignalKind, name: &'static str| {
+            signal(kind).map_err(|source| Error::Signals { signal: name, source })
+        };
         Ok(Signals {
             term: install(SignalKind::terminate(), "SIGTERM")?,
             int: install(SignalKind::interrupt(), "SIGINT")?,
@@ -544,8 +576,8 @@ pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn()) {
 }
 
 /// The scanner of a one-shot command (backfill) with the daemon's settings.
-pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, String> {
-    let poller = Poller::new(client(config)?, store, PollSettings::from_config(config));
+pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, Error> {
+    let poller = Poller::new(client(config).map_err(Error::Api)?, store, PollSettings::from_config(config));
     Ok(poller.scanner)
 }
 
@@ -564,9 +596,9 @@ struct OneShot {
 }
 
 impl OneShot {
-    async fn open(config: &Config, deliver: bool) -> Result<OneShot, String> {
+    async fn open(config: &Config, deliver: bool) -> Result<OneShot, Error> {
         let store = open_store(config)?;
-        release_dead_owners(&store).await.map_err(|e| e.to_string())?;
+        release_dead_owners(&store).await?;
         let scanner = scanner(config, store.clone())?;
         let interrupt = CancellationToken::new();
         let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
@@ -597,7 +629,7 @@ impl OneShot {
 pub async fn run_backfill(
     config: &Config,
     range: crate::poll::range::Range,
-) -> Result<crate::poll::backfill::BackfillReport, String> {
+) -> Result<crate::poll::backfill::BackfillReport, Error> {
     let job = OneShot::open(config, true).await?;
     let report =
         crate::poll::backfill::backfill(&job.scanner, range, config.poll.max_window.delta(), &job.interrupt).await;
@@ -611,7 +643,7 @@ pub async fn run_audit(
     config: &Config,
     range: crate::poll::range::Range,
     repair: bool,
-) -> Result<crate::poll::audit::AuditReport, String> {
+) -> Result<crate::poll::audit::AuditReport, Error> {
     use std::io::IsTerminal;
     let job = OneShot::open(config, repair).await?;
     let progress = std::io::stderr().is_terminal();
