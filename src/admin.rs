@@ -65,7 +65,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
             m.sink_backlog.get_or_create(&SinkLabels { sink }).set(n as i64);
         }
     }
-    if let Ok(dead) = state.store.call(|s| s.dead_letter_counts()).await {
+    if let Ok(dead) = state.store.dead_letter_counts().await {
         for (sink, n) in dead {
             m.sink_dead_letters.get_or_create(&SinkLabels { sink }).set(n as i64);
         }
@@ -85,7 +85,7 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 /// Ready, or the reason why not (`/readyz` and the `cen_ready` gauge).
 async fn readiness(state: &AdminState) -> Result<(), String> {
     let now = Utc::now();
-    if let Err(e) = state.store.call(move |s| s.check_writable(now.timestamp_millis())).await {
+    if let Err(e) = state.store.check_writable(now.timestamp_millis()).await {
         return Err(format!("the state database does not take writes: {e}"));
     }
     let health = state.health.lock().expect("health lock").clone();

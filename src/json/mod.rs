@@ -1,6 +1,6 @@
 //! JSON as cen-poller reads and writes it by hand, in one place: one string escaper
 //! ([`escape`]), one RFC 8785 canonical writer ([`canonical`]) and one fast tokenizer
-//! ([`tape`]) that defers to serde_json whenever it is not certain. Everything else parses
+//! (`tape`) that defers to serde_json whenever it is not certain. Everything else parses
 //! and writes JSON with serde_json.
 //!
 //! **Depth.** Every JSON document received — a push body, a `GET /notifications` page, a

@@ -426,7 +426,7 @@ pub async fn record(store: &StoreHandle, report: &AuditReport, by: &str) {
     }
     report.count(store.metrics());
     let last = report.last_audit(by);
-    if let Err(e) = store.call(move |s| s.set_last_audit(&last)).await {
+    if let Err(e) = store.set_last_audit(last).await {
         tracing::warn!(error = %e, "cannot record the audit's outcome for `status`");
     }
 }

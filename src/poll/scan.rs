@@ -454,7 +454,7 @@ impl Scanner {
         }
         let keys: Vec<(i64, String)> =
             page.notifications.iter().map(|n| (n.created.timestamp_millis(), n.id.clone())).collect();
-        let absent: BTreeSet<String> = self.store.call(move |s| s.absent(&keys)).await?.into_iter().collect();
+        let absent: BTreeSet<String> = self.store.absent(keys).await?.into_iter().collect();
         stats.duplicates += (page.notifications.len() - absent.len()) as u64;
         for n in page.notifications.iter().filter(|n| absent.contains(&n.id)) {
             if found.insert(n.id.clone(), missing(n)).is_none() {

@@ -5,7 +5,7 @@
 //!   anything else — a malformed batch, a refused certificate, a store that cannot commit —
 //!   stores nothing of the request, and Mastercard retries.
 //! - A batch is all or nothing: one bad item refuses the whole request with `400`.
-//! - Concurrent requests share one SQLite transaction (group commit, [`committer`]): while
+//! - Concurrent requests share one SQLite transaction (group commit, `committer`): while
 //!   one commit waits for its fsync the next requests queue, and the next transaction takes
 //!   them all, so throughput is not one fsync per request.
 

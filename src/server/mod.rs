@@ -5,7 +5,7 @@
 //! - A connection must deliver a complete request head within `header_timeout` of its
 //!   accept — TLS handshake, HTTP/1-or-HTTP/2 detection and the HTTP/2 preface included —
 //!   and is closed after `idle_timeout` with no request; a request's body must arrive
-//!   within `body_timeout` ([`BodyLimit`]). [`connections`] keeps these deadlines.
+//!   within `body_timeout` ([`BodyLimit`]). `connections` keeps these deadlines.
 //! - At most `max_connections` are open; at the cap a new connection closes the one that
 //!   has gone longest without progress unless every one has a request being answered, so
 //!   idle or slow clients cannot keep a legitimate request out.

@@ -474,7 +474,7 @@ async fn prune_loop(store: StoreHandle, keep: chrono::TimeDelta, shutdown: Cance
             _ = ticker.tick() => {}
         }
         let before = (Utc::now() - keep).timestamp_millis();
-        match store.call(move |s| s.prune(before)).await {
+        match store.prune(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "forgot notifications older than state.keep"),
             Err(e) => {

@@ -15,7 +15,7 @@
 //!   stream files its notifications ([`subscription_name`]). The stream generates a
 //!   subject's notifications only while the subscription of that name exists, is active
 //!   and has that subject: every change here updates the data's gaps (see
-//!   [`super::data::Gaps`]). Other subscriptions are kept and listed, but the generated
+//!   `data::Gaps`). Other subscriptions are kept and listed, but the generated
 //!   stream has no notifications for them.
 
 use axum::http::{HeaderValue, StatusCode, header};

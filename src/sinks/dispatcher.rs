@@ -129,7 +129,7 @@ impl Dispatcher {
     /// together with the previous batch's acknowledgement); once it has caught up, from its
     /// handoff queue (`store::handoff`), which the accepting transactions fill with rows
     /// already leased to it. While the handoff is open the database is still asked every
-    /// [`IDLE_POLL`], for the rows the handoff never sees: retries coming due and rows
+    /// `IDLE_POLL`, for the rows the handoff never sees: retries coming due and rows
     /// queued by another process.
     pub async fn serve(&self, stop: CancellationToken) {
         let name = self.sink.name().to_owned();

@@ -2,7 +2,7 @@
 //! and the [`dispatcher`] that feeds each sink from its outbox.
 //!
 //! Adding a kind: a folder `sinks/<kind>/` with the sink, its `Config` and its
-//! [`SinkSpec`], and one line in [`sink_kinds!`] below. Nothing else changes: the
+//! [`SinkSpec`], and one line in `sink_kinds!` below. Nothing else changes: the
 //! configuration, `check-config`, the daemon and SIGHUP go through [`SinkConfig`].
 //!
 //! A sink gets a batch of records (SPEC 6, already serialised) and says, per record,
@@ -73,7 +73,7 @@ pub trait Files {
 
 /// What every sink kind's `[[sinks]]` entry provides. A kind's folder holds its `Config`
 /// (serde, `deny_unknown_fields`, every key documented with its default), this
-/// implementation, the sink itself and their tests; [`sink_kinds!`] registers it.
+/// implementation, the sink itself and their tests; `sink_kinds!` registers it.
 pub trait SinkSpec: std::fmt::Debug + Send + Sync {
     /// The entry's `name` (unique; checked by the configuration).
     fn name(&self) -> &str;

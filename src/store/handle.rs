@@ -86,8 +86,9 @@ impl StoreHandle {
     }
 
     /// Runs `f` with the store on the blocking pool. The call runs to completion even if
-    /// the caller stops waiting: a commit under way is never cut off by a shutdown.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// the caller stops waiting: a commit under way is never cut off by a shutdown. Private
+    /// to the store: callers use the named operations below.
+    pub(super) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
@@ -106,6 +107,31 @@ impl StoreHandle {
         .unwrap_or_else(|e| {
             Err(StoreError::InvalidInput { op: "store call", detail: format!("the store task failed: {e}") })
         })
+    }
+
+    /// Records the last audit (SPEC 12) for `status`.
+    pub async fn set_last_audit(&self, audit: super::LastAudit) -> Result<(), StoreError> {
+        self.call(move |s| s.set_last_audit(&audit)).await
+    }
+
+    /// Of `keys` (`created_ms`, id), the ids the store does not hold.
+    pub async fn absent(&self, keys: Vec<(i64, String)>) -> Result<Vec<String>, StoreError> {
+        self.call(move |s| s.absent(&keys)).await
+    }
+
+    /// Forgets notifications created before `before_ms` (see [`Store::prune`]); how many.
+    pub async fn prune(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.call(move |s| s.prune(before_ms)).await
+    }
+
+    /// Dead letters per sink.
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.call(|s| s.dead_letter_counts()).await
+    }
+
+    /// Whether the database takes a write now (`/readyz`).
+    pub async fn check_writable(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.call(move |s| s.check_writable(now_ms)).await
     }
 
     /// Makes every commit so far durable (see [`Store::sync`]), without the store's lock.

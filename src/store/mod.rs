@@ -21,6 +21,26 @@
 //! - Every write takes the write lock when its transaction begins (`BEGIN IMMEDIATE`), so a
 //!   second process waits up to [`BUSY_TIMEOUT`] instead of failing mid-transaction.
 //! - The store never reads the clock: every time is UTC epoch milliseconds from the caller.
+//! - The store imports no source, sink, simulator or service module (`tests/layering.rs`).
+//!
+//! **The interface.** The daemon's parts use the store only through [`StoreHandle`]'s named
+//! operations, each one call on the blocking pool:
+//! - *accept*: [`StoreHandle::accept`] (CEN notifications by push, pull, backfill or audit)
+//!   and [`StoreHandle::accept_from`] (another source's items, e.g. VGS events), one
+//!   transaction each, which wake the dispatchers ([`StoreHandle::outbox_changed`]);
+//! - *poll state*: [`StoreHandle::watermark`], [`StoreHandle::set_watermark`],
+//!   [`StoreHandle::count_created`] (stored notifications in a window, under a
+//!   subscription filter), [`StoreHandle::absent`] (which of some ids are not stored);
+//! - *outbox*, per sink: [`StoreHandle::lease`], [`StoreHandle::ack`],
+//!   [`StoreHandle::retry_later`], [`StoreHandle::dead_letter`], [`StoreHandle::release`],
+//!   and the handoff of committed rows to a dispatcher that has caught up
+//!   ([`StoreHandle::handoff`], [`StoreHandle::lease_for`], [`StoreHandle::ack_and_lease_for`]);
+//! - *operations*: [`StoreHandle::backlog`], [`StoreHandle::dead_letters`],
+//!   [`StoreHandle::dead_letter_counts`], [`StoreHandle::prune`],
+//!   [`StoreHandle::check_writable`], [`StoreHandle::set_last_audit`], [`StoreHandle::sync`].
+//!
+//! The command-line reports (`status`, `dead-letters`, `replay`) open a [`Store`] of their
+//! own, synchronously, on the same file.
 
 mod accept;
 mod audit;
@@ -205,7 +225,7 @@ impl Store {
         Some(PathBuf::from(format!("{path}-wal")))
     }
 
-    /// Makes every commit so far durable, those made [`unsynced`] included: fsyncs the WAL
+    /// Makes every commit so far durable, those made `unsynced` included: fsyncs the WAL
     /// file (what `synchronous=FULL` does at each commit). Needs no lock: it only flushes what
     /// is already written, and SQLite writes over a frame (restarting the WAL) only after a
     /// checkpoint has copied it into the database file and fsynced that.

@@ -5,10 +5,12 @@
 //!   by every configuration load, so `check-config` reports them with the key and line), and
 //!   its translation to the API's request form;
 //! - [`plan`]: the comparison of the declared set with what the API lists, as changes;
-//! - [`commands`]: `subscriptions list|show|create|update|delete|plan|apply` and
-//!   `fieldmappings`;
-//! - [`watch`]: the daemon's hourly look at the subscriptions (metrics, warnings). It
-//!   never changes a subscription.
+//! - [`render`]: the tables `subscriptions list|show` and `fieldmappings` print.
+//!
+//! Built on them elsewhere: the commands (`subscriptions …`, `fieldmappings`) in
+//! `cli::subscriptions`, and the daemon's hourly look at the subscriptions (metrics,
+//! warnings; it never changes one) in `service::subscriptions`. This module imports only
+//! the API layer.
 
 pub mod plan;
 pub mod render;

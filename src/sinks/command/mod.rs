@@ -14,7 +14,7 @@
 //!   killed if the delivery is dropped (`kill_on_drop`).
 //! - At most [`MAX_CONCURRENT`] runs at once per sink.
 //! - A run counts as finished when the program exits; a background process it left holding
-//!   standard error open delays that by [`STDERR_GRACE`] at most.
+//!   standard error open delays that by `STDERR_GRACE` at most.
 
 mod config;
 
