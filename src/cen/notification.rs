@@ -275,13 +275,13 @@ pub fn parse_push_body(body: &[u8]) -> Result<Vec<Notification>, (Option<usize>,
 /// sometimes write them as strings).
 #[derive(Debug, Deserialize)]
 pub struct RawPage<'a> {
-    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    #[serde(default, deserialize_with = "super::lenient::opt_u64")]
     pub count: Option<u64>,
-    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    #[serde(default, deserialize_with = "super::lenient::opt_u64")]
     pub offset: Option<u64>,
-    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    #[serde(default, deserialize_with = "super::lenient::opt_u64")]
     pub limit: Option<u64>,
-    #[serde(default, deserialize_with = "super::content::lenient::opt_u64")]
+    #[serde(default, deserialize_with = "super::lenient::opt_u64")]
     pub total: Option<u64>,
     #[serde(borrow, default)]
     pub notifications: Option<Vec<&'a RawValue>>,
@@ -439,6 +439,31 @@ mod tests {
         assert!(parse_push_body(b"[{").is_err());
         assert!(parse_push_body(b"\xff\xfe").is_err());
         assert_eq!(parse_push_body(b"[]").unwrap().len(), 0);
+    }
+
+    /// One complete notification per subject (made-up values, test card numbers): each is
+    /// a valid notification of its subject, with the envelope members the API sends.
+    #[test]
+    fn one_example_per_subject_is_a_valid_notification() {
+        let examples = [
+            include_str!("../../tests/fixtures/cen/PAYMENT_AUTHORIZATION.json"),
+            include_str!("../../tests/fixtures/cen/CLEARING.json"),
+            include_str!("../../tests/fixtures/cen/BPC_PAYMENT_AUTHORIZATION.json"),
+            include_str!("../../tests/fixtures/cen/BPC_CLEARING.json"),
+            include_str!("../../tests/fixtures/cen/PAYMENT_UPDATE.json"),
+            include_str!("../../tests/fixtures/cen/TOKEN_LIFECYCLE_EVENT.json"),
+            include_str!("../../tests/fixtures/cen/TOKEN_PROVISIONING_EVENT.json"),
+        ];
+        for (subject, text) in crate::cen::SUBJECTS.iter().zip(examples) {
+            let n = Notification::from_json(text).unwrap_or_else(|e| panic!("{subject}: {e}"));
+            assert_eq!(n.subject, *subject);
+            let value: Value = serde_json::from_str(text).unwrap();
+            for member in ["subscriptionName", "pushStatus", "createdTimestamp"] {
+                assert!(value[member].is_string(), "{subject}: {member}");
+            }
+            // The two token events carry an idempotency key; the others do not.
+            assert_eq!(value.get("idempotencyKey").is_some(), subject.starts_with("TOKEN_"), "{subject}");
+        }
     }
 
     #[test]

@@ -28,8 +28,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::cen::content::NumOrString;
 use crate::cen::id::vgs_id;
+use crate::cen::lenient::NumOrString;
 use crate::cen::notification::compact_json;
 use crate::config::VGS_EVENTS;
 use crate::json::error_message as json_error_message;
