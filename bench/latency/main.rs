@@ -388,6 +388,9 @@ url = "http://{receiver_addr}/records"
     let measured_from = start.into_std() + warmup;
     let mut latencies = Vec::new();
     let mut acks = Vec::new();
+    // Arrival minus the 200's arrival at the sender, in µs: negative when the receiver had
+    // the record before the sender had its answer.
+    let mut after_ack = Vec::new();
     let mut lost = 0u64;
     for s in &all.sent {
         match a.first.get(&s.id) {
@@ -395,6 +398,12 @@ url = "http://{receiver_addr}/records"
             Some(&arrived) if s.at >= measured_from => {
                 latencies.push(arrived.saturating_duration_since(s.at));
                 acks.push(s.ack);
+                let acked = s.at + s.ack;
+                after_ack.push(if arrived >= acked {
+                    arrived.duration_since(acked).as_micros() as i64
+                } else {
+                    -(acked.duration_since(arrived).as_micros() as i64)
+                });
             }
             Some(_) => {}
         }
@@ -402,6 +411,16 @@ url = "http://{receiver_addr}/records"
     let unexpected = a.first.len() as u64 - (all.sent.len() as u64 - lost);
     latencies.sort_unstable();
     acks.sort_unstable();
+    after_ack.sort_unstable();
+    let signed = |p: f64| -> f64 {
+        if after_ack.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((p / 100.0) * after_ack.len() as f64).ceil() as usize;
+        after_ack[i.clamp(1, after_ack.len()) - 1] as f64 / 1000.0
+    };
+    let (rel50, rel99) = (signed(50.0), signed(99.0));
+    let before_ack = after_ack.iter().filter(|&&d| d < 0).count();
     let achieved = all.sent.len() as f64 / send_span;
     let (p50, p90, p99, max) = (
         percentile(&latencies, 50.0),
@@ -426,12 +445,16 @@ url = "http://{receiver_addr}/records"
     );
     println!("end-to-end ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  max {max:.2}");
     println!("push ack ms:   p50 {ack50:.2}  p99 {ack99:.2}");
+    println!(
+        "record - ack ms: p50 {rel50:.2}  p99 {rel99:.2}  ({before_ack} of {} records reached the receiver before the sender had its 200)",
+        after_ack.len()
+    );
     if let Some(e) = &all.first_error {
         println!("first error: {e}");
     }
     if let Some(label) = &args.label {
         println!(
-            "RESULT label={label} rate={} achieved={achieved:.0} connections={} count={} lost={lost} errors={} p50={p50:.2} p90={p90:.2} p99={p99:.2} max={max:.2} ack_p50={ack50:.2} ack_p99={ack99:.2}",
+            "RESULT label={label} rate={} achieved={achieved:.0} connections={} count={} lost={lost} errors={} p50={p50:.2} p90={p90:.2} p99={p99:.2} max={max:.2} ack_p50={ack50:.2} ack_p99={ack99:.2} rel_p50={rel50:.2} rel_p99={rel99:.2}",
             args.rate,
             args.connections,
             latencies.len(),
