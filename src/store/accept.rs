@@ -8,7 +8,6 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::borrowing::BorrowingStatement;
 use super::outbox::{Leased, Route, json_array};
 use super::record::{RecordFields, write_record};
 use super::{SOURCES, Store, StoreError};
@@ -308,27 +307,25 @@ fn accept_tx(
     // The new notifications: (nid, index in `batch`), in batch order, so in nid order.
     let mut new: Vec<(i64, usize)> = Vec::with_capacity(batch.len());
     {
-        // Prepared for this batch (a few µs) so it can borrow the batch's texts instead of
-        // copying each (see `borrowing`).
-        let mut insert = BorrowingStatement::prepare(&tx, INSERT_NOTIFICATION)?;
+        let mut insert = tx.prepare_cached(INSERT_NOTIFICATION)?;
         // What is the same for the whole batch is bound once: SQLite keeps a statement's
         // bindings from one execution to the next.
-        insert.bind_text(7, via.as_str())?;
-        insert.bind_i64(8, now_ms)?;
-        insert.bind_i64(9, i64::from(recovered))?;
+        insert.raw_bind_parameter(7, via.as_str())?;
+        insert.raw_bind_parameter(8, now_ms)?;
+        insert.raw_bind_parameter(9, i64::from(recovered))?;
         let mut source = None;
         for (i, n) in batch.iter().enumerate() {
             if source != Some(n.source) {
-                insert.bind_text(2, n.source)?;
+                insert.raw_bind_parameter(2, n.source)?;
                 source = Some(n.source);
             }
-            insert.bind_text(1, n.id)?;
-            insert.bind_text(3, n.subject)?;
-            insert.bind_opt_text(4, n.subscription_name)?;
-            insert.bind_i64(5, n.created_ms)?;
-            insert.bind_text(6, n.created_raw)?;
-            insert.bind_text(10, n.json)?;
-            let inserted = insert.execute()?;
+            insert.raw_bind_parameter(1, n.id)?;
+            insert.raw_bind_parameter(3, n.subject)?;
+            insert.raw_bind_parameter(4, n.subscription_name)?;
+            insert.raw_bind_parameter(5, n.created_ms)?;
+            insert.raw_bind_parameter(6, n.created_raw)?;
+            insert.raw_bind_parameter(10, n.json)?;
+            let inserted = insert.raw_execute()?;
             if inserted == 0 {
                 out.duplicates += 1;
                 continue;

@@ -44,7 +44,6 @@
 
 mod accept;
 mod audit;
-mod borrowing;
 mod checkpoint;
 mod error;
 mod handle;
