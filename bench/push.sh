@@ -7,6 +7,7 @@
 #   bench/push.sh                      # 1, 10 and 50 connections, 20 s each
 #   CONNS="50" DURATION=20s bench/push.sh
 #   SIZE=small bench/push.sh           # ~200-byte notifications instead of realistic ~1.8 KB ones
+#   SKIP_BUILD=1 BIN=/path/to/cen-poller bench/push.sh   # another daemon build, same load generator
 #
 # The daemon runs with NO sinks (SINK=file adds a file sink): the figure is the endpoint +
 # parse + durable commit. Its poller polls a `cen-poller simulate` holding a handful of
@@ -31,9 +32,12 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
-echo "== build (release)"
-(cd "$ROOT" && cargo build --release --bin cen-poller --example push_load)
-BIN="$ROOT/target/release/cen-poller"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "== build (release)"
+    (cd "$ROOT" && cargo build --release --bin cen-poller --example push_load)
+fi
+# BIN: another build of the daemon (a same-session A/B against an older commit).
+BIN=${BIN:-"$ROOT/target/release/cen-poller"}
 LOAD="$ROOT/target/release/examples/push_load"
 
 echo "== certificates in $WORK"
