@@ -217,7 +217,7 @@ async fn the_simulator_verifies_the_body_hash_of_subscription_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_follow_offset_limit_and_sort() {
     let env = Env::start(sim(), POLL).await;
-    let client = cen_poller::service::client(&env.config()).unwrap();
+    let client = env.config().api_client().unwrap();
     // 30 more: 37 in all, more than one page of 25.
     for n in 0..30 {
         let s = cen_poller::cen::subscriptions::Subscription {
@@ -403,7 +403,7 @@ specifications = [{ operator = "WHERE", field = "corpGuid", value = "x" }]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_generates_only_for_active_subscriptions() {
     let env = Env::start(SimConfig::live(9, 40.0, Duration::from_secs(60)), POLL).await;
-    let client = cen_poller::service::client(&env.config()).unwrap();
+    let client = env.config().api_client().unwrap();
     let clearing = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| {
         env.sim.items(from, to).iter().filter(|i| i.subject == "CLEARING").count()
     };

@@ -69,7 +69,7 @@ async fn measure(rate: f64, lookback_min: i64, walk: Walk, cycles: i64, late: bo
     let config = Config::load(&config_path).unwrap();
     let store = service::open_store(&config).unwrap();
     let settings = PollSettings::from_config(&config);
-    let poller = Poller::new(service::client(&config).unwrap(), store.clone(), settings.clone());
+    let poller = Poller::new(config.api_client().unwrap(), store.clone(), settings.clone());
     let shutdown = CancellationToken::new();
     // The first cycle reads the history; two more settle the API clock's offset.
     poller.cycle(&shutdown).await.unwrap();

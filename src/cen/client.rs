@@ -195,30 +195,8 @@ impl Client {
 
     /// `GET /notifications` for `query`.
     pub async fn notifications(&self, query: &Query) -> Result<Page, ApiError> {
-        let url =
-            reqwest::Url::parse(&self.url(query)).map_err(|e| ApiError::Request(format!("{e}: check api.base_url")))?;
-        // Sign the parsed URL's text: that is byte for byte what reqwest sends.
-        let signed = self.signer.sign("GET", url.as_str(), b"").map_err(|e| ApiError::Request(e.to_string()))?;
-        let response = self
-            .http
-            .get(url)
-            .header(reqwest::header::AUTHORIZATION, signed.authorization)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| ApiError::Transport(transport_message(&e)))?;
-        let status = response.status().as_u16();
-        let date =
-            response.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).and_then(parse_http_date);
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, date.unwrap_or_else(Utc::now)));
-        let body = response.bytes().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
-        if status != 200 {
-            return Err(ApiError::Status { status, errors: parse_error_body(&body), retry_after });
-        }
+        let (_, date, body) =
+            self.exchange(reqwest::Method::GET, &self.url(query), None, |status| status == 200).await?;
         parse_page(&body, date)
     }
 }
@@ -239,6 +217,21 @@ impl Client {
         url: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Vec<u8>), ApiError> {
+        let (status, _, body) = self.exchange(method, url, body, |status| (200..300).contains(&status)).await?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// Every request to the API: parses `url`, signs the exact text reqwest sends (with the
+    /// body's hash), sends it, and returns the status, the answer's `Date` and its body when
+    /// `success(status)`; any other answer is an [`ApiError::Status`] with the error
+    /// envelope and `Retry-After`.
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        success: impl Fn(u16) -> bool,
+    ) -> Result<(u16, Option<DateTime<Utc>>, bytes::Bytes), ApiError> {
         let url = reqwest::Url::parse(url).map_err(|e| ApiError::Request(format!("{e}: check api.base_url")))?;
         let payload = body.as_deref().unwrap_or(b"");
         let signed =
@@ -261,10 +254,10 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, date.unwrap_or_else(Utc::now)));
         let body = response.bytes().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
-        if !(200..300).contains(&status) {
+        if !success(status) {
             return Err(ApiError::Status { status, errors: parse_error_body(&body), retry_after });
         }
-        Ok((status, body.to_vec()))
+        Ok((status, date, body))
     }
 }
 

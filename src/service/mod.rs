@@ -18,7 +18,6 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cen::client::Client;
 use crate::config::{Config, SinkConfig};
 use crate::poll::{PollSettings, Poller, Scanner};
 use crate::sinks;
@@ -62,11 +61,6 @@ pub enum Error {
 /// Opens the state database named by the configuration.
 pub fn open_store(config: &Config) -> Result<StoreHandle, Error> {
     Ok(StoreHandle::open(&config.resolve(&config.state.path), routes(config))?)
-}
-
-/// Builds the API client from the configuration (loads the signing key).
-pub fn client(config: &Config) -> Result<Client, String> {
-    config.api_client()
 }
 
 /// The running pieces of a daemon, for `demo` and tests to look at.
@@ -347,7 +341,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Starts the poller, the dispatchers and the maintenance task of `config`.
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let client = client(config).map_err(Error::Api)?;
+    let client = config.api_client().map_err(Error::Api)?;
     let store = open_store(config)?;
     release_dead_owners(&store).await?;
     let mut tasks = JoinSet::new();
@@ -378,39 +372,26 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     if let Some(audit) = crate::poll::audit::Scheduled::new(config, &poller) {
         tasks.spawn(audit.run(shutdown.clone()));
     }
-    let (admin_addr, admin) = crate::admin::start(
+    let admin = crate::admin::start(
         &config.admin,
         store.clone(),
         poller.health.clone(),
         config.poll.interval.0,
         shutdown.clone(),
     )
-    .await
-    .map_err(Error::Listener)?;
-    tasks.spawn(async move {
-        let _ = admin.await;
-    });
+    .await;
+    let admin_addr = keep_serving(&mut tasks, admin.map_err(Error::Listener)?);
     let push = match &config.push {
         Some(_) => {
-            let (endpoint, serving) = crate::push::PushEndpoint::start(config, store.clone(), shutdown.clone())
-                .await
-                .map_err(Error::Listener)?;
-            tasks.spawn(async move {
-                let _ = serving.await;
-            });
-            Some(endpoint)
+            let started = crate::push::PushEndpoint::start(config, store.clone(), shutdown.clone()).await;
+            Some(keep_serving(&mut tasks, started.map_err(Error::Listener)?))
         }
         None => None,
     };
     let vgs = match &config.vgs {
         Some(_) => {
-            let (endpoint, serving) = crate::vgs::VgsEndpoint::start(config, store.clone(), shutdown.clone())
-                .await
-                .map_err(Error::Listener)?;
-            tasks.spawn(async move {
-                let _ = serving.await;
-            });
-            Some(endpoint)
+            let started = crate::vgs::VgsEndpoint::start(config, store.clone(), shutdown.clone()).await;
+            Some(keep_serving(&mut tasks, started.map_err(Error::Listener)?))
         }
         None => None,
     };
@@ -427,6 +408,15 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
         liveness,
         tasks,
     })
+}
+
+/// Hands a started listener's serving task to `tasks` (the daemon waits for it on
+/// shutdown) and returns the listener's handle.
+fn keep_serving<T>(tasks: &mut JoinSet<()>, (listener, serving): (T, tokio::task::JoinHandle<()>)) -> T {
+    tasks.spawn(async move {
+        let _ = serving.await;
+    });
+    listener
 }
 
 /// One dispatcher task per configured sink, under this process's owner id. They release no
@@ -577,7 +567,7 @@ pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn()) {
 
 /// The scanner of a one-shot command (backfill) with the daemon's settings.
 pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, Error> {
-    let poller = Poller::new(client(config).map_err(Error::Api)?, store, PollSettings::from_config(config));
+    let poller = Poller::new(config.api_client().map_err(Error::Api)?, store, PollSettings::from_config(config));
     Ok(poller.scanner)
 }
 

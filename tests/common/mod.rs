@@ -92,7 +92,7 @@ path = "notifications.jsonl"
         // Faults in these tests are bursts of a few; short backoff keeps the tests quick.
         settings.retry.initial = Duration::from_millis(5);
         settings.retry.max = Duration::from_millis(50);
-        Poller::new(service::client(&config).unwrap(), store.clone(), settings)
+        Poller::new(config.api_client().unwrap(), store.clone(), settings)
     }
 
     /// Delivers everything queued for the file sink, in-process.
