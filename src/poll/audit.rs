@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::backfill::Progress;
+use super::backfill::{Progress, interrupted};
 use super::range::Range;
 use super::scan::{Missing, ScanError, ScanStats, Scanner, Take, chunks};
 use crate::cen::RETENTION;
@@ -250,16 +250,9 @@ pub async fn audit(
     for (from, to) in windows {
         let mut take = Take::Audit { repair, found: &mut found };
         let result = scanner.scan_parts(&[from, to], &mut take, shutdown, &mut stats).await;
-        match result {
-            Ok(()) => {}
-            Err(ScanError::Cancelled) => {
-                report.interrupted = true;
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(from = %from, to = %to, error = %e, "audit window failed; going on with the next");
-                report.failed.push((Range { from, to }, e.to_string()));
-            }
+        if interrupted(result, Range { from, to }, "audit", &mut report.failed) {
+            report.interrupted = true;
+            break;
         }
         if let Some(p) = &mut progress {
             p.window_done(&stats);

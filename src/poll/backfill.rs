@@ -87,16 +87,9 @@ pub async fn backfill(
         let mut stats = ScanStats::default();
         let result = scanner.scan(from, to, Via::Backfill, shutdown, &mut stats).await;
         report.stats.add(&stats);
-        match result {
-            Ok(()) => {}
-            Err(ScanError::Cancelled) => {
-                report.interrupted = true;
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(from = %from, to = %to, error = %e, "backfill window failed; going on with the next");
-                report.failed.push((Range { from, to }, e.to_string()));
-            }
+        if interrupted(result, Range { from, to }, "backfill", &mut report.failed) {
+            report.interrupted = true;
+            break;
         }
         progress.window_done(&report.stats);
     }
@@ -109,6 +102,26 @@ pub async fn backfill(
     progress.finish();
     report.elapsed = started.elapsed();
     report
+}
+
+/// One window's outcome in a run over many (backfill, audit): `true` when the run was
+/// interrupted and stops; a failed window is logged and listed in `failed`, and the run
+/// goes on with the next.
+pub(super) fn interrupted(
+    result: Result<(), ScanError>,
+    window: Range,
+    job: &str,
+    failed: &mut Vec<(Range, String)>,
+) -> bool {
+    match result {
+        Ok(()) => false,
+        Err(ScanError::Cancelled) => true,
+        Err(e) => {
+            tracing::warn!(from = %window.from, to = %window.to, error = %e, "{job} window failed; going on with the next");
+            failed.push((window, e.to_string()));
+            false
+        }
+    }
 }
 
 /// A progress bar on a terminal; a log line every 10 seconds otherwise. Shared with the
