@@ -127,8 +127,8 @@ path = "notifications.jsonl"
 
 impl Demo {
     /// Push and pull side by side, from the state database and the daemon's counters.
-    pub fn push_pull(&self) -> Result<PushPull, String> {
-        let status = crate::status::collect(&self.config)?;
+    pub async fn push_pull(&self) -> Result<PushPull, String> {
+        let status = crate::status::collect(&self.config).await.map_err(|e| e.to_string())?;
         Ok(PushPull::collect(&status, &self.running, &self.sim))
     }
 }
@@ -205,8 +205,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let mut text = summary(&config, &running, &sim)?;
-        text.push_str(&audit_summary(&config, late.load(std::sync::atomic::Ordering::Relaxed))?);
+        let mut text = summary(&config, &running, &sim).await?;
+        text.push_str(&audit_summary(&config, late.load(std::sync::atomic::Ordering::Relaxed)).await?);
         let mut frame = String::new();
         if tty && lines_shown > 0 {
             // Redraw in place.
@@ -233,8 +233,12 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::Simulator) -> Result<String, String> {
-    let status = crate::status::collect(config)?;
+async fn summary(
+    config: &Config,
+    running: &crate::service::Running,
+    sim: &simulate::Simulator,
+) -> Result<String, String> {
+    let status = crate::status::collect(config).await.map_err(|e| e.to_string())?;
     let push_pull = PushPull::collect(&status, running, sim);
     let health = running.poller.health.lock().expect("health lock").clone();
     let stats = sim.stats();
@@ -289,8 +293,8 @@ async fn make_late_ones(
 }
 
 /// The audit's line of the summary: what was made late, what the audit recovered.
-fn audit_summary(config: &Config, late: u64) -> Result<String, String> {
-    let status = crate::status::collect(config)?;
+async fn audit_summary(config: &Config, late: u64) -> Result<String, String> {
+    let status = crate::status::collect(config).await.map_err(|e| e.to_string())?;
     let recovered = status.last_24h.by_path.get("audit").copied().unwrap_or(0);
     let last = match &status.last_audit {
         Some(a) => format!("last audit {}: {}, {} requests", a.finished_at, a.outcome, a.requests),
