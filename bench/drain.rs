@@ -92,7 +92,7 @@ async fn drain(config: &Config, store: &StoreHandle) -> (Duration, u64) {
     let dispatcher = Dispatcher {
         store: store.clone(),
         sink,
-        owner: owner_id(),
+        owner: owner_id("bench"),
         settings: DeliverySettings::from(&config.delivery),
         counters: Default::default(),
         heartbeat: Default::default(),

@@ -8,51 +8,10 @@ use std::time::{Duration, Instant};
 use cen_poller::simulate::{self, PushTarget, SimConfig};
 use cen_poller::store::SOURCE_CEN;
 use chrono::{TimeDelta, Utc};
-use common::pki::{Ca, Leaf};
+use common::pki::{ALLOWED, PushPki as Pki};
 use common::{Env, assert_exactly_once};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-const ALLOWED: &str = "mastercard-push.example";
-
-struct Pki {
-    server_ca: Ca,
-    client_ca: Ca,
-    other_ca: Ca,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        Pki {
-            server_ca: Ca::new("Test server CA"),
-            client_ca: Ca::new("Test client CA"),
-            other_ca: Ca::new("Other CA"),
-        }
-    }
-
-    /// Writes the server's certificate, key and client CA into `dir`; returns the `[push]`
-    /// section.
-    fn push_section(&self, dir: &std::path::Path, extra: &str) -> String {
-        let server = self.server_ca.server();
-        std::fs::write(dir.join("server.pem"), &server.cert_pem).unwrap();
-        std::fs::write(dir.join("server-key.pem"), &server.key_pem).unwrap();
-        std::fs::write(dir.join("client-ca.pem"), &self.client_ca.pem).unwrap();
-        format!(
-            "[push]\nlisten = \"127.0.0.1:0\"\ncert = \"server.pem\"\nkey = \"server-key.pem\"\nclient_ca = \"client-ca.pem\"\nallowed_client_names = [\"{ALLOWED}\", \"*.push.example\"]\nmax_body = \"64KiB\"\n{extra}"
-        )
-    }
-
-    fn client(&self, identity: Option<&Leaf>) -> reqwest::Client {
-        let mut b = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(self.server_ca.pem.as_bytes()).unwrap()])
-            .timeout(Duration::from_secs(20));
-        if let Some(leaf) = identity {
-            let pem = format!("{}{}", leaf.cert_pem, leaf.key_pem);
-            b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
-        }
-        b.build().unwrap()
-    }
-}
 
 /// A daemon with a push endpoint (and a poller on an almost empty simulator).
 struct Daemon {

@@ -305,6 +305,8 @@ pub struct Scheduled {
     schedule: String,
     scanner: Scanner,
     range: TimeDelta,
+    /// The poller's leadership: in a cluster only the instance that polls audits (SPEC 13).
+    leadership: tokio::sync::watch::Receiver<Option<crate::store::Epoch>>,
 }
 
 impl Scheduled {
@@ -322,7 +324,12 @@ impl Scheduled {
             p.clock.clone(),
             Arc::new(Mutex::new(super::PollHealth::default())),
         );
-        Some(Scheduled { schedule: schedule.to_owned(), scanner, range: config.audit.range.delta() })
+        Some(Scheduled {
+            schedule: schedule.to_owned(),
+            scanner,
+            range: config.audit.range.delta(),
+            leadership: poller.leadership.clone(),
+        })
     }
 
     /// Runs audits on the schedule until `shutdown`; an audit under way is interrupted.
@@ -340,6 +347,10 @@ impl Scheduled {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 tick = ticks.recv() => if tick.is_none() { break },
+            }
+            if self.leadership.borrow().is_none() {
+                tracing::debug!("a scheduled audit is due; another instance polls and audits");
+                continue;
             }
             self.run_once(&shutdown).await;
             // Ticks that came while this one ran are dropped, not queued.

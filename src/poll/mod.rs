@@ -153,6 +153,7 @@ impl Poller {
         // A 401 is logged once per cycle; repeating the same ReasonCode every minute would
         // bury everything else, so it is logged again only when it changes.
         let mut last_problem: Option<String> = None;
+        let mut became_leader = self.leadership.clone();
         loop {
             let waited = self
                 .heartbeat
@@ -160,6 +161,12 @@ impl Poller {
                     tokio::select! {
                         _ = shutdown.cancelled() => false,
                         _ = ticker.tick() => true,
+                        // A new leader polls at once instead of at its next tick, so a
+                        // takeover costs the lease, not the lease plus an interval.
+                        Ok(_) = became_leader.wait_for(|now| now.is_some()), if self.leadership.borrow().is_none() => {
+                            ticker.reset();
+                            true
+                        }
                     }
                 })
                 .await;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,7 @@ use crate::config::{Config, SinkConfig};
 use crate::poll::{PollSettings, Poller, Scanner};
 use crate::sinks;
 use crate::sinks::dispatcher::{ActiveSink, DeliverySettings, Dispatcher, owner_id, release_dead_owners};
-use crate::store::{Location, Route, StoreHandle};
+use crate::store::{Epoch, Location, Route, StoreHandle};
 use crate::systemd::Liveness;
 
 /// How long shutdown waits for tasks to finish their current step.
@@ -107,6 +108,80 @@ pub async fn open_existing_store(config: &Config) -> Result<StoreHandle, Error> 
         return Err(Error::NoState(path));
     }
     open_store(config).await
+}
+
+/// This instance's name (`state.instance`, default the host name): it names its outbox
+/// claims and its bid for the poll leadership.
+pub fn instance_name(config: &Config) -> String {
+    if let Some(name) = &config.state.instance {
+        return name.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// This process's outbox owner id.
+pub fn process_owner(config: &Config) -> String {
+    owner_id(&instance_name(config))
+}
+
+/// Keeps this instance's bid for the poll leadership (SPEC 13) and publishes the outcome
+/// to the poller and the scheduled audit: `Some(epoch)` while it leads. Renewed every third
+/// of the lease; a renewal that fails or takes longer than that stops polling at once. On
+/// shutdown the leadership is given up, so another instance takes over without waiting for
+/// the lease to run out.
+async fn keep_leadership(
+    store: StoreHandle,
+    instance: String,
+    lease: Duration,
+    leadership: watch::Sender<Option<Epoch>>,
+    shutdown: CancellationToken,
+) {
+    let renew = lease / 3;
+    let mut ticker = tokio::time::interval(renew);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let metrics = store.metrics().clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let before = *leadership.borrow();
+        let now = match tokio::time::timeout(renew, store.lead(&instance, lease)).await {
+            Ok(Ok(l)) => {
+                if l.epoch.is_none() && before.is_some() {
+                    tracing::warn!(leader = l.leader.as_deref().unwrap_or("?"), "another instance took over polling");
+                }
+                l.epoch
+            }
+            Ok(Err(e)) => {
+                if before.is_some() {
+                    tracing::warn!(error = %e, "cannot renew the poll leadership; this instance stops polling");
+                }
+                None
+            }
+            Err(_) => {
+                if before.is_some() {
+                    tracing::warn!(timeout = ?renew, "renewing the poll leadership took too long; this instance stops polling");
+                }
+                None
+            }
+        };
+        if let (Some(epoch), None) = (now, before) {
+            tracing::info!(epoch, instance = %instance, "this instance polls now");
+        }
+        leadership.send_replace(now);
+        metrics.poll_leader.set(i64::from(now.is_some()));
+    }
+    if leadership.send_replace(None).is_some() {
+        metrics.poll_leader.set(0);
+        if let Err(e) = store.resign(&instance).await {
+            tracing::warn!(error = %e, "cannot give up the poll leadership; another instance takes over when it expires");
+        }
+    }
 }
 
 /// The running pieces of a daemon, for `demo` and tests to look at.
@@ -389,10 +464,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, Error> {
     let client = config.api_client().map_err(Error::Api)?;
     let store = open_store(config).await?;
-    release_dead_owners(&store).await?;
+    let instance = instance_name(config);
+    release_dead_owners(&store, &instance).await?;
     let mut tasks = JoinSet::new();
     let liveness = Liveness::default();
-    let owner = owner_id();
+    let owner = owner_id(&instance);
     let settings = DeliverySettings::from(&config.delivery);
     let mut running_sinks = Vec::new();
     for (sink, sink_config) in sinks::build(&config.sinks, config).map_err(Error::Sinks)?.into_iter().zip(&config.sinks)
@@ -406,15 +482,25 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     tasks.spawn(watch.run(shutdown.clone()));
     let mut poller = Poller::new(client, store.clone(), PollSettings::from_config(config));
     poller.heartbeat = liveness.register("poll");
+    match config.state.backend {
+        // One instance on SQLite is always the one that polls (SPEC 7, 13).
+        StateBackend::Sqlite => {
+            store.metrics().poll_leader.set(1);
+        }
+        StateBackend::Postgres => {
+            let (leadership, follows) = watch::channel(None);
+            poller.leadership = follows;
+            let lease = config.state.leader_lease.0;
+            tasks.spawn(keep_leadership(store.clone(), instance.clone(), lease, leadership, shutdown.clone()));
+        }
+    }
     let poller = Arc::new(poller);
     {
         let poller = poller.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move { poller.run(shutdown).await });
     }
-    // One instance on SQLite is always the one that polls (SPEC 7, 13).
-    store.metrics().poll_leader.set(1);
-    tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), shutdown.clone()));
+    tasks.spawn(prune_loop(store.clone(), config.state.keep.delta(), poller.leadership.clone(), shutdown.clone()));
     if let Some(audit) = crate::poll::audit::Scheduled::new(config, &poller) {
         tasks.spawn(audit.run(shutdown.clone()));
     }
@@ -474,7 +560,7 @@ pub fn start_dispatchers(
     tasks: &mut JoinSet<()>,
     liveness: &Liveness,
 ) -> Result<Vec<ActiveSink>, Error> {
-    let owner = owner_id();
+    let owner = process_owner(config);
     let settings = DeliverySettings::from(&config.delivery);
     let mut out = Vec::new();
     for sink in sinks::build(&config.sinks, config).map_err(Error::Sinks)? {
@@ -494,20 +580,30 @@ pub fn start_dispatchers(
     Ok(out)
 }
 
-/// Releases this process's outbox leases, after its dispatchers have stopped.
-pub async fn release_leases(store: &StoreHandle) {
-    if let Err(e) = store.release(&owner_id()).await {
+/// Releases this process's outbox leases (owner id `owner`), after its dispatchers have
+/// stopped.
+pub async fn release_leases(store: &StoreHandle, owner: &str) {
+    if let Err(e) = store.release(owner).await {
         tracing::warn!(error = %e, "cannot release outbox leases; they expire by themselves");
     }
 }
 
 /// Forgets notifications older than `state.keep` once an hour (and once at start).
-async fn prune_loop(store: StoreHandle, keep: chrono::TimeDelta, shutdown: CancellationToken) {
+/// In a cluster only the instance that polls prunes.
+async fn prune_loop(
+    store: StoreHandle,
+    keep: chrono::TimeDelta,
+    leadership: watch::Receiver<Option<Epoch>>,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+        }
+        if leadership.borrow().is_none() {
+            continue;
         }
         let before = (Utc::now() - keep).timestamp_millis();
         match store.prune(before).await {
@@ -623,6 +719,8 @@ pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, Error> {
 /// still deliver what the job committed, until [`OneShot::finish`]'s drain gives up.
 struct OneShot {
     store: StoreHandle,
+    /// This process's outbox owner id.
+    owner: String,
     scanner: Scanner,
     interrupt: CancellationToken,
     signals: tokio::task::JoinHandle<()>,
@@ -634,7 +732,8 @@ struct OneShot {
 impl OneShot {
     async fn open(config: &Config, deliver: bool) -> Result<OneShot, Error> {
         let store = open_store(config).await?;
-        release_dead_owners(&store).await?;
+        release_dead_owners(&store, &instance_name(config)).await?;
+        let owner = process_owner(config);
         let scanner = scanner(config, store.clone())?;
         let interrupt = CancellationToken::new();
         let signals = tokio::spawn(Signals::install()?.run(interrupt.clone(), || {}));
@@ -645,7 +744,7 @@ impl OneShot {
         } else {
             Vec::new()
         };
-        Ok(OneShot { store, scanner, interrupt, signals, stop_dispatch, tasks, sinks })
+        Ok(OneShot { store, owner, scanner, interrupt, signals, stop_dispatch, tasks, sinks })
     }
 
     /// Waits for the sinks to take what the job queued (see [`drain`]), then stops.
@@ -656,7 +755,7 @@ impl OneShot {
         self.stop_dispatch.cancel();
         self.signals.abort();
         while self.tasks.join_next().await.is_some() {}
-        release_leases(&self.store).await;
+        release_leases(&self.store, &self.owner).await;
     }
 }
 

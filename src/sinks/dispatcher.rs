@@ -54,10 +54,11 @@ pub struct ActiveSink {
     pub counters: Arc<SinkCounters>,
 }
 
-/// This process's lease owner id: pid and process start time, so a later process can tell
-/// whether the owner of a lease is still alive.
-pub fn owner_id() -> String {
-    format!("pid:{}:{}", std::process::id(), process_start_ticks(std::process::id()).unwrap_or(0))
+/// This process's lease owner id: pid and process start time, so a later process on the
+/// same machine can tell whether the owner of a lease is still alive, and the instance's
+/// name (`state.instance`), so that instances sharing a database never judge each other's.
+pub fn owner_id(instance: &str) -> String {
+    format!("pid:{}:{}@{instance}", std::process::id(), process_start_ticks(std::process::id()).unwrap_or(0))
 }
 
 /// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks since boot.
@@ -68,9 +69,16 @@ fn process_start_ticks(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether the process that wrote `owner` is still running.
-pub fn owner_alive(owner: &str) -> bool {
-    let mut parts = owner.split(':');
+/// Whether the process that wrote `owner` may still be running, as far as instance
+/// `instance` can tell: another instance's owners are taken as alive (their claims expire
+/// by themselves).
+pub fn owner_alive(owner: &str, instance: &str) -> bool {
+    let local = match owner.rsplit_once('@') {
+        Some((local, of)) if of == instance => local,
+        Some(_) => return true,
+        None => owner,
+    };
+    let mut parts = local.split(':');
     match (parts.next(), parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next()) {
         (Some("pid"), Some(pid), Some(start)) => {
             process_start_ticks(pid).map(|t| t.to_string()).as_deref() == Some(start)
@@ -80,11 +88,12 @@ pub fn owner_alive(owner: &str) -> bool {
     }
 }
 
-/// Releases the leases of processes that are no longer running (a `kill -9`).
-pub async fn release_dead_owners(store: &StoreHandle) -> Result<usize, crate::store::StoreError> {
+/// Releases the leases of this instance's processes that are no longer running (a
+/// `kill -9`).
+pub async fn release_dead_owners(store: &StoreHandle, instance: &str) -> Result<usize, crate::store::StoreError> {
     let mut released = 0;
     for owner in store.lease_owners().await? {
-        if !owner_alive(&owner) {
+        if !owner_alive(&owner, instance) {
             released += store.release(&owner).await?;
         }
     }
@@ -455,8 +464,10 @@ mod tests {
 
     #[test]
     fn owners_of_this_process_are_alive_and_made_up_ones_are_not() {
-        assert!(owner_alive(&owner_id()));
-        assert!(!owner_alive("pid:999999999:1"));
-        assert!(!owner_alive(&format!("pid:{}:1", std::process::id())), "same pid, other start: pid reused");
+        assert!(owner_alive(&owner_id("a"), "a"));
+        assert!(!owner_alive("pid:999999999:1@a", "a"));
+        assert!(!owner_alive("pid:999999999:1", "a"), "written before owners named their instance");
+        assert!(owner_alive("pid:999999999:1@b", "a"), "another instance's: not ours to judge");
+        assert!(!owner_alive(&format!("pid:{}:1@a", std::process::id()), "a"), "same pid, other start: pid reused");
     }
 }

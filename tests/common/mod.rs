@@ -103,7 +103,7 @@ path = "notifications.jsonl"
         let dispatcher = Dispatcher {
             store: store.clone(),
             sink: sinks[0].clone(),
-            owner: owner_id(),
+            owner: owner_id("test"),
             settings: DeliverySettings::from(&config.delivery),
             counters: Default::default(),
             heartbeat: Default::default(),
