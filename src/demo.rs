@@ -174,8 +174,12 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     // What a new user sees first with real credentials too: Mastercard generates
     // notifications only for subscriptions, and the simulator starts with one per subject.
     if matches!(shown, Ok(true)) {
-        let subscriptions =
-            config.api_client()?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
+        let subscriptions = config
+            .api_client()
+            .map_err(|e| e.to_string())?
+            .list_subscriptions()
+            .await
+            .map_err(|e| format!("GET /subscriptions: {e}"))?;
         shown = write_stdout(&format!(
             "subscriptions (cen-poller --config {} subscriptions list):\n{}\n",
             config_path.display(),

@@ -251,8 +251,8 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
     let config = load_and_log(path)?;
     config.load_secrets()?;
     let now = chrono::Utc::now();
-    let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
-    check_retention(&range, now).map_err(CliError::Usage)?;
+    let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(|e| CliError::Usage(e.to_string()))?;
+    check_retention(&range, now).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = runtime()?
         .block_on(crate::service::run_backfill(&config, range))
         .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -271,10 +271,10 @@ fn audit(path: &Path, range_text: Option<&str>, repair: bool, json: bool) -> Res
     let now = chrono::Utc::now();
     let settle = config.poll.settle.delta();
     let range = match range_text {
-        Some(text) => parse_range(text, now, settle).map_err(CliError::Usage)?,
+        Some(text) => parse_range(text, now, settle).map_err(|e| CliError::Usage(e.to_string()))?,
         None => Range { from: now - config.audit.range.delta(), to: now - settle },
     };
-    check_retention(&range, now).map_err(CliError::Usage)?;
+    check_retention(&range, now).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = runtime()?
         .block_on(crate::service::run_audit(&config, range, repair))
         .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -343,8 +343,8 @@ fn replay(path: &Path, range_text: &str, sink: Option<&str>) -> Result<ExitCode,
     let now = chrono::Utc::now();
     // The API's retention does not apply: the notifications are replayed from the local
     // store (state.keep bounds what is there; the report says so).
-    let range =
-        crate::poll::range::parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
+    let range = crate::poll::range::parse_range(range_text, now, config.poll.settle.delta())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     ops::check_sink(&config, sink)?;
     let mut store = ops::open_store(&config)?;
     let report = ops::replay(&config, &mut store, range, sink, now)?;
@@ -357,7 +357,7 @@ fn check_config(path: &Path) -> Result<ExitCode, CliError> {
     config.load_secrets()?;
     config.check_files()?;
     // Exit 2 like the other configuration errors: the sink's settings are wrong.
-    crate::sinks::check(&config.sinks, &config).map_err(CliError::Usage)?;
+    crate::sinks::check(&config.sinks, &config).map_err(|e| CliError::Usage(e.to_string()))?;
     emit(&format!(
         "{}: OK ({} sink{}, push {}, vgs {})\n",
         path.display(),

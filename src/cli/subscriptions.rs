@@ -84,7 +84,7 @@ fn api(what: &str) -> impl FnOnce(ApiError) -> CliError + '_ {
 }
 
 fn client(config: &Config) -> Result<Client, CliError> {
-    config.api_client().map_err(CliError::Usage)
+    config.api_client().map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// `cen-poller subscriptions ACTION`.

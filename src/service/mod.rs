@@ -38,14 +38,14 @@ pub fn routes(config: &Config) -> Vec<Route> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `[api]`: the signing key or the HTTP client could not be made.
-    #[error("{0}")]
-    Api(String),
+    #[error(transparent)]
+    Api(#[from] crate::config::ApiClientError),
     /// The state database could not be opened or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A `[[sinks]]` entry could not be built (the message names the sink).
-    #[error("{0}")]
-    Sinks(String),
+    #[error(transparent)]
+    Sinks(#[from] sinks::BuildError),
     /// A listener (push, VGS, admin) could not start (the message names its key).
     #[error("{0}")]
     Listener(String),
@@ -193,7 +193,7 @@ impl Running {
         let metrics = self.store.metrics();
         let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
         let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-            let plan = self.plan(&config)?;
+            let plan = self.plan(&config).map_err(|e| e.to_string())?;
             if let Some(push) = &self.push {
                 push.reload(&config)?;
             }
@@ -240,7 +240,7 @@ impl Running {
     }
 
     /// Builds the sinks of `config` that are new or changed; fails without side effects.
-    fn plan(&self, config: &Config) -> Result<Vec<Planned>, String> {
+    fn plan(&self, config: &Config) -> Result<Vec<Planned>, sinks::BuildError> {
         let set = lock(&self.sinks);
         config
             .sinks
@@ -341,7 +341,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Starts the poller, the dispatchers and the maintenance task of `config`.
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let client = config.api_client().map_err(Error::Api)?;
+    let client = config.api_client()?;
     let store = open_store(config)?;
     release_dead_owners(&store).await?;
     let mut tasks = JoinSet::new();
@@ -349,8 +349,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
     let mut running_sinks = Vec::new();
-    for (sink, sink_config) in sinks::build(&config.sinks, config).map_err(Error::Sinks)?.into_iter().zip(&config.sinks)
-    {
+    for (sink, sink_config) in sinks::build(&config.sinks, config)?.into_iter().zip(&config.sinks) {
         let stop = shutdown.child_token();
         let (active, handle) = spawn_sink(&store, sink, &owner, settings.clone(), stop.clone(), None, &liveness);
         running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
@@ -431,7 +430,7 @@ pub fn start_dispatchers(
     let owner = owner_id();
     let settings = DeliverySettings::from(&config.delivery);
     let mut out = Vec::new();
-    for sink in sinks::build(&config.sinks, config).map_err(Error::Sinks)? {
+    for sink in sinks::build(&config.sinks, config)? {
         let counters = Arc::new(store.metrics().sink(sink.name()));
         let dispatcher = Dispatcher {
             store: store.clone(),
@@ -567,7 +566,7 @@ pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn()) {
 
 /// The scanner of a one-shot command (backfill) with the daemon's settings.
 pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, Error> {
-    let poller = Poller::new(config.api_client().map_err(Error::Api)?, store, PollSettings::from_config(config));
+    let poller = Poller::new(config.api_client()?, store, PollSettings::from_config(config));
     Ok(poller.scanner)
 }
 
