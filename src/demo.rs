@@ -59,7 +59,7 @@ pub struct Demo {
 pub async fn start(dir: &Path, mut sim: SimConfig, shutdown: CancellationToken) -> Result<Demo, String> {
     // A throwaway signing key: the simulator verifies every request's OAuth signature with
     // its public half, exactly as Mastercard's gateway would.
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate().map_err(|e| format!("cannot generate a signing key: {e}"))?;
     let key_path = dir.join("demo-signing-key.pem");
     std::fs::write(&key_path, key.private_key_pem())
         .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
