@@ -39,9 +39,11 @@ pub async fn start(
     health: Arc<Mutex<PollHealth>>,
     interval: Duration,
     shutdown: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), crate::server::ListenerError> {
     let listener = crate::server::bind(admin.listen, "admin.listen").await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| crate::server::ListenerError::LocalAddr { key: "admin.listen", source })?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -47,8 +47,8 @@ pub enum Error {
     #[error(transparent)]
     Sinks(#[from] sinks::BuildError),
     /// A listener (push, VGS, admin) could not start (the message names its key).
-    #[error("{0}")]
-    Listener(String),
+    #[error(transparent)]
+    Listener(crate::server::ListenerError),
     /// A signal handler could not be installed.
     #[error("cannot install a {signal} handler: {source}")]
     Signals {
@@ -56,6 +56,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why a SIGHUP left the daemon on the configuration it had (logged and counted): the
+/// file's problem (key and line), the sink that cannot be built, or the listener whose new
+/// certificates or secrets cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Sink(#[from] sinks::BuildError),
+    #[error(transparent)]
+    Listener(#[from] crate::server::ListenerError),
 }
 
 /// Opens the state database named by the configuration.
@@ -192,8 +205,8 @@ impl Running {
         crate::systemd::reloading();
         let metrics = self.store.metrics();
         let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
-        let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-            let plan = self.plan(&config).map_err(|e| e.to_string())?;
+        let result = Config::load(path).map_err(ReloadError::from).and_then(|config| {
+            let plan = self.plan(&config)?;
             if let Some(push) = &self.push {
                 push.reload(&config)?;
             }
