@@ -103,7 +103,7 @@ pub struct Config {
 }
 
 /// `[api]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// Base URL, up to and without `/notifications`. Default: production,
@@ -137,7 +137,7 @@ pub struct ApiConfig {
 }
 
 /// `[poll]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollConfig {
     /// Time between cycles. Default `60s`.
@@ -190,7 +190,7 @@ impl<'de> Deserialize<'de> for FirstStart {
 }
 
 /// `[state]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// The SQLite database. Default `/var/lib/cen-poller/state.db`.
@@ -273,7 +273,7 @@ pub enum VgsVerify {
 }
 
 /// `[admin]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9464` (loopback: the metrics
@@ -286,7 +286,7 @@ pub struct AdminConfig {
 }
 
 /// `[audit]` (SPEC 12)
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// When the daemon runs a repairing audit: a cron expression with seconds, in UTC
@@ -312,7 +312,7 @@ impl Default for AuditConfig {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` (default) or `json` (one object per line, for journald or a collector).
