@@ -227,12 +227,13 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     signals.abort();
     sim.stop();
     running.join(crate::service::SHUTDOWN_DEADLINE).await;
-    if shown? {
+    if shown.map_err(|e| e.to_string())? {
         write_stdout(&format!(
             "\nstopped. Every notification is one line of {}\ntry:  cen-poller --config {} status\n",
             sink_path.display(),
             config_path.display()
-        ))?;
+        ))
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn emit(text: &str) -> Result<(), CliError> {
-    write_stdout(text).map(drop).map_err(CliError::Runtime)
+    write_stdout(text).map(drop).map_err(CliError::runtime)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -84,7 +84,7 @@ fn api(what: &str) -> impl FnOnce(ApiError) -> CliError + '_ {
 }
 
 fn client(config: &Config) -> Result<Client, CliError> {
-    config.api_client().map_err(|e| CliError::Usage(e.to_string()))
+    config.api_client().map_err(CliError::usage)
 }
 
 /// `cen-poller subscriptions ACTION`.
