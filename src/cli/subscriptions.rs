@@ -175,7 +175,7 @@ async fn changes(config: &Config, client: &Client, prune: bool) -> Result<Vec<Ch
         )));
     }
     let mappings = client.field_mappings().await.map_err(api("GET /fieldmappings"))?;
-    plan::check_fields(&config.subscriptions, &mappings).map_err(CliError::Usage)?;
+    plan::check_fields(&config.subscriptions, &mappings).map_err(CliError::usage)?;
     let actual = client.list_subscriptions().await.map_err(api("GET /subscriptions"))?;
     Ok(plan::plan(&config.subscriptions, &actual, prune))
 }
