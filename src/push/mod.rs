@@ -47,7 +47,9 @@ struct PushState {
 /// One request's notifications waiting to be committed.
 struct Job {
     items: Vec<Notification>,
-    reply: oneshot::Sender<Result<(usize, usize), String>>,
+    /// New and duplicate counts, or the store's error, shared by every request of the
+    /// group that failed to commit.
+    reply: oneshot::Sender<Result<(usize, usize), Arc<crate::store::StoreError>>>,
 }
 
 /// Loads the TLS configuration of `[push]`: server certificate and key, client CA.
@@ -193,8 +195,9 @@ async fn committer(store: StoreHandle, mut queue: mpsc::Receiver<Job>) {
                 }
             }
             Err(e) => {
+                let e = Arc::new(e);
                 for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
