@@ -419,6 +419,6 @@ fn simulate(args: crate::simulate::SimulateArgs) -> Result<ExitCode, CliError> {
 
 fn demo(args: crate::demo::DemoArgs) -> Result<ExitCode, CliError> {
     crate::logging::init(crate::config::LogFormat::Text, "warn").map_err(CliError::usage)?;
-    runtime()?.block_on(crate::demo::run(args)).map_err(CliError::Runtime)?;
+    runtime()?.block_on(crate::demo::run(args)).map_err(CliError::runtime)?;
     Ok(ExitCode::SUCCESS)
 }
