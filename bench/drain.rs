@@ -157,7 +157,7 @@ async fn run(name: &str, count: u64) {
         other => panic!("unknown sink {other:?}; expected file, postgres, nats, http or command"),
     };
     let config = write_config(dir.path(), &sink);
-    let store = service::open_store(&config).unwrap();
+    let store = service::open_store(&config).await.unwrap();
     let (filled, record_bytes) = fill(&store, count).await;
     let (took, failures) = drain(&config, &store).await;
     assert_eq!(failures, 0, "{name}: deliveries failed");

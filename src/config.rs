@@ -193,9 +193,30 @@ impl<'de> Deserialize<'de> for FirstStart {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// The SQLite database. Default `/var/lib/cen-poller/state.db`.
+    /// Where the state lives: `sqlite` (default: one file on this machine) or `postgres`
+    /// (several instances share one database, SPEC 13).
+    #[serde(default)]
+    pub backend: StateBackend,
+    /// The SQLite database (sqlite only). Default `/var/lib/cen-poller/state.db`.
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
+    /// postgres only: a file holding the connection string (libpq `key=value` or
+    /// `postgres://` URL; `sslmode` and `sslrootcert` as libpq). Preferred over `url`: it
+    /// usually holds a password. Exactly one of the two.
+    pub url_file: Option<PathBuf>,
+    /// postgres only: the connection string itself.
+    pub url: Option<String>,
+    /// postgres only: the schema holding cen-poller's tables, created when missing. Default
+    /// `cen_poller`.
+    #[serde(default = "default_state_schema")]
+    pub schema: String,
+    /// This instance's name in a cluster (`status`, leadership). Default: the host name.
+    pub instance: Option<String>,
+    /// postgres only: the poller's leadership lapses this long after its last renewal; it
+    /// is renewed every third of it. Another instance polls within this plus
+    /// `poll.interval` after the leader dies. Default `15s`.
+    #[serde(default = "d15s")]
+    pub leader_lease: Dur,
     /// How long ids stay in the seen set and notifications stay replayable. Must exceed
     /// the API's 7-day retention, or a re-polled old notification would count as new.
     /// Default `14d`.
@@ -393,6 +414,25 @@ fn default_api_timeout() -> Dur {
 fn default_page_size() -> u32 {
     200
 }
+/// `state.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// One SQLite file on this machine.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by every instance of a cluster.
+    Postgres,
+}
+
+fn default_state_schema() -> String {
+    "cen_poller".into()
+}
+
+fn d15s() -> Dur {
+    Dur::secs(15)
+}
+
 fn default_state_path() -> PathBuf {
     "/var/lib/cen-poller/state.db".into()
 }
@@ -459,7 +499,16 @@ impl Default for PollConfig {
 }
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { path: default_state_path(), keep: d14d() }
+        StateConfig {
+            backend: StateBackend::default(),
+            path: default_state_path(),
+            url_file: None,
+            url: None,
+            schema: default_state_schema(),
+            instance: None,
+            leader_lease: d15s(),
+            keep: d14d(),
+        }
     }
 }
 impl Default for AdminConfig {
@@ -526,6 +575,44 @@ impl Config {
                 return Err(invalid("api", "consumer_key_file (or consumer_key) is required".into()));
             }
             _ => {}
+        }
+        let st = &self.state;
+        match (st.backend, &st.url_file, &st.url) {
+            (StateBackend::Sqlite, None, None) => {}
+            (StateBackend::Sqlite, _, _) => {
+                return Err(invalid(
+                    "state.url",
+                    "url and url_file are for backend = \"postgres\"; remove them or set state.backend".into(),
+                ));
+            }
+            (StateBackend::Postgres, Some(_), Some(_)) => {
+                return Err(invalid("state.url", "give url_file or url, not both".into()));
+            }
+            (StateBackend::Postgres, None, None) => {
+                return Err(invalid(
+                    "state",
+                    "backend = \"postgres\" needs url_file (or url): the connection string".into(),
+                ));
+            }
+            (StateBackend::Postgres, _, _) => {}
+        }
+        if st.schema.is_empty()
+            || st.schema.len() > 63
+            || !st.schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            || !st.schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(invalid(
+                "state.schema",
+                "must be a plain lower-case SQL name (a-z, 0-9, _; at most 63)".into(),
+            ));
+        }
+        if let Some(name) = &st.instance
+            && (name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()))
+        {
+            return Err(invalid("state.instance", "must be 1 to 128 printable characters".into()));
+        }
+        if st.leader_lease.0 < Duration::from_secs(3) {
+            return Err(invalid("state.leader_lease", "must be at least 3s (it is renewed every third of it)".into()));
         }
         let p = &self.poll;
         if p.interval.0.is_zero() {

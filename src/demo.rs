@@ -126,8 +126,8 @@ path = "notifications.jsonl"
 
 impl Demo {
     /// Push and pull side by side, from the state database and the daemon's counters.
-    pub fn push_pull(&self) -> Result<PushPull, DemoError> {
-        let status = crate::status::collect(&self.config).map_err(DemoError::Status)?;
+    pub async fn push_pull(&self) -> Result<PushPull, DemoError> {
+        let status = crate::status::collect(&self.config).await?;
         Ok(PushPull::collect(&status, &self.running, &self.sim))
     }
 }
@@ -199,8 +199,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let mut text = summary(&config, &running, &sim)?;
-        text.push_str(&audit_summary(&config, late.load(std::sync::atomic::Ordering::Relaxed))?);
+        let mut text = summary(&config, &running, &sim).await?;
+        text.push_str(&audit_summary(&config, late.load(std::sync::atomic::Ordering::Relaxed)).await?);
         let mut frame = String::new();
         if tty && lines_shown > 0 {
             // Redraw in place.
@@ -227,8 +227,12 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn summary(config: &Config, running: &crate::service::Running, sim: &simulate::Simulator) -> Result<String, DemoError> {
-    let status = crate::status::collect(config).map_err(DemoError::Status)?;
+async fn summary(
+    config: &Config,
+    running: &crate::service::Running,
+    sim: &simulate::Simulator,
+) -> Result<String, DemoError> {
+    let status = crate::status::collect(config).await?;
     let push_pull = PushPull::collect(&status, running, sim);
     let health = running.poller.health.lock().expect("health lock").clone();
     let stats = sim.stats();
@@ -283,8 +287,8 @@ async fn make_late_ones(
 }
 
 /// The audit's line of the summary: what was made late, what the audit recovered.
-fn audit_summary(config: &Config, late: u64) -> Result<String, DemoError> {
-    let status = crate::status::collect(config).map_err(DemoError::Status)?;
+async fn audit_summary(config: &Config, late: u64) -> Result<String, DemoError> {
+    let status = crate::status::collect(config).await?;
     let recovered = status.last_24h.by_path.get("audit").copied().unwrap_or(0);
     let last = match &status.last_audit {
         Some(a) => format!("last audit {}: {}, {} requests", a.finished_at, a.outcome, a.requests),

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod operations;
 pub mod output;
 pub mod pagecache;
+pub mod pg;
 pub mod poll;
 pub mod push;
 pub mod server;

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cen::notification::format_timestamp;
 use crate::config::Config;
 use crate::poll::range::Range;
-use crate::store::{DeadLetter, Store};
+use crate::store::{DeadLetter, StoreHandle};
 
 /// Why an operation failed: bad usage (exit 2) or a runtime failure (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -41,16 +41,9 @@ pub fn check_sink(config: &Config, sink: Option<&str>) -> Result<(), OpError> {
     )))
 }
 
-/// Opens the configuration's state database, which must exist already.
-pub fn open_store(config: &Config) -> Result<Store, OpError> {
-    let path = config.resolve(&config.state.path);
-    if !path.exists() {
-        return Err(OpError::Runtime(format!(
-            "no state database at {} (state.path): the daemon has not run yet",
-            path.display()
-        )));
-    }
-    Store::open(&path).map_err(|e| OpError::Runtime(e.to_string()))
+/// Opens the configuration's state, which must exist already.
+pub async fn open_store(config: &Config) -> Result<StoreHandle, OpError> {
+    crate::service::open_existing_store(config).await.map_err(|e| OpError::Runtime(e.to_string()))
 }
 
 /// One dead letter as `dead-letters list` shows it.
@@ -89,8 +82,15 @@ fn ms_text(ms: i64) -> String {
 }
 
 /// The dead letters, optionally of one sink and/or one notification, oldest first.
-pub fn list_dead_letters(store: &Store, sink: Option<&str>, id: Option<&str>) -> Result<Vec<DeadLetterRow>, OpError> {
-    let rows = store.dead_letters(sink, id).map_err(|e| OpError::Runtime(e.to_string()))?;
+pub async fn list_dead_letters(
+    store: &StoreHandle,
+    sink: Option<&str>,
+    id: Option<&str>,
+) -> Result<Vec<DeadLetterRow>, OpError> {
+    let rows = store
+        .dead_letters(sink.map(str::to_owned), id.map(str::to_owned))
+        .await
+        .map_err(|e| OpError::Runtime(e.to_string()))?;
     Ok(rows.into_iter().map(DeadLetterRow::from).collect())
 }
 
@@ -187,12 +187,11 @@ fn plural(n: usize) -> &'static str {
 
 /// Moves dead letters back to the outbox — of `sink`, or of every configured sink — with
 /// their attempts reset.
-pub fn retry_dead_letters(
+pub async fn retry_dead_letters(
     config: &Config,
-    store: &mut Store,
+    store: &StoreHandle,
     sink: Option<&str>,
     id: Option<&str>,
-    now: DateTime<Utc>,
 ) -> Result<RetryReport, OpError> {
     check_sink(config, sink)?;
     let runtime = |e: crate::store::StoreError| OpError::Runtime(e.to_string());
@@ -202,12 +201,13 @@ pub fn retry_dead_letters(
         None => config.sinks.iter().map(|s| s.name()).collect(),
     };
     for name in names {
-        let n = store.retry_dead_letters(Some(name), id, now.timestamp_millis()).map_err(runtime)?;
+        let n = store.retry_dead_letters(Some(name.to_owned()), id.map(str::to_owned)).await.map_err(runtime)?;
         report.requeued.push((name.to_owned(), n));
     }
     if sink.is_none() {
         report.unconfigured = store
-            .dead_letters(None, id)
+            .dead_letters(None, id.map(str::to_owned))
+            .await
             .map_err(runtime)?
             .iter()
             .filter(|d| !config.sinks.iter().any(|s| s.name() == d.sink))
@@ -248,9 +248,9 @@ impl ReplayReport {
 
 /// Queues every stored notification created in `range` again — for `sink`, or for every
 /// configured sink whose subjects filter takes it.
-pub fn replay(
+pub async fn replay(
     config: &Config,
-    store: &mut Store,
+    store: &StoreHandle,
     range: Range,
     sink: Option<&str>,
     now: DateTime<Utc>,
@@ -262,12 +262,14 @@ pub fn replay(
     let oldest_kept = now - config.state.keep.delta();
     let mut report =
         ReplayReport { range, queued: Vec::new(), kept_from: (range.from < oldest_kept).then_some(oldest_kept) };
-    let (from_ms, to_ms, now_ms) = (range.from.timestamp_millis(), range.to.timestamp_millis(), now.timestamp_millis());
-    for route in crate::service::routes(config).iter().filter(|r| sink.is_none_or(|s| r.sink == s)) {
+    let (from_ms, to_ms) = (range.from.timestamp_millis(), range.to.timestamp_millis());
+    for route in crate::service::routes(config).into_iter().filter(|r| sink.is_none_or(|s| r.sink == s)) {
+        let name = route.sink.clone();
         let n = store
-            .enqueue_replay(route, from_ms, to_ms, now_ms)
-            .map_err(|e| OpError::Runtime(format!("sink {}: {e}", route.sink)))?;
-        report.queued.push((route.sink.clone(), n));
+            .enqueue_replay(route, from_ms, to_ms)
+            .await
+            .map_err(|e| OpError::Runtime(format!("sink {name}: {e}")))?;
+        report.queued.push((name, n));
     }
     Ok(report)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cen::notification::format_timestamp;
 use crate::config::Config;
-use crate::store::{SOURCE_CEN, Store};
+use crate::store::SOURCE_CEN;
 
 /// Everything `status` reports.
 #[derive(Debug, Serialize)]
@@ -46,18 +46,14 @@ pub struct Counts {
     pub by_source: BTreeMap<String, u64>,
 }
 
-/// Reads the report from the configuration's state database.
-pub fn collect(config: &Config) -> Result<StatusReport, String> {
-    let path = config.resolve(&config.state.path);
-    if !path.exists() {
-        return Err(format!("no state database at {} (state.path): the daemon has not run yet", path.display()));
-    }
-    let store = Store::open(&path).map_err(|e| e.to_string())?;
+/// Reads the report from the configuration's state (the SQLite file must exist).
+pub async fn collect(config: &Config) -> Result<StatusReport, crate::service::Error> {
+    let store = crate::service::open_existing_store(config).await?;
     let now = Utc::now();
-    let counts = |since: TimeDelta| -> Result<Counts, String> {
-        let rows = store.counts_since((now - since).timestamp_millis()).map_err(|e| e.to_string())?;
+    let mut last = Vec::with_capacity(2);
+    for since in [TimeDelta::hours(24), TimeDelta::days(7)] {
         let mut c = Counts::default();
-        for r in rows {
+        for r in store.counts_since((now - since).timestamp_millis()).await? {
             c.total += r.n;
             *c.by_subject.entry(r.subject.clone()).or_default() += r.n;
             *c.by_path.entry(r.received_via.clone()).or_default() += r.n;
@@ -66,19 +62,21 @@ pub fn collect(config: &Config) -> Result<StatusReport, String> {
                 c.recovered_by_pull += r.recovered;
             }
         }
-        Ok(c)
-    };
-    let watermark = store.watermark().map_err(|e| e.to_string())?.and_then(chrono::DateTime::from_timestamp_millis);
+        last.push(c);
+    }
+    let last_7d = last.pop().unwrap_or_default();
+    let last_24h = last.pop().unwrap_or_default();
+    let watermark = store.watermark().await?.and_then(chrono::DateTime::from_timestamp_millis);
     Ok(StatusReport {
-        state: path.display().to_string(),
+        state: store.describe(),
         watermark: watermark.map(format_timestamp),
         lag_seconds: watermark.map(|w| (now - w).num_seconds()),
-        last_24h: counts(TimeDelta::hours(24))?,
-        last_7d: counts(TimeDelta::days(7))?,
-        backlog: store.backlog().map_err(|e| e.to_string())?.into_iter().collect(),
-        dead_letters: store.dead_letter_counts().map_err(|e| e.to_string())?.into_iter().collect(),
+        last_24h,
+        last_7d,
+        backlog: store.backlog().await?.into_iter().collect(),
+        dead_letters: store.dead_letter_counts().await?.into_iter().collect(),
         subscriptions: None,
-        last_audit: store.last_audit().map_err(|e| e.to_string())?,
+        last_audit: store.last_audit().await?,
     })
 }
 

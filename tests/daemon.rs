@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use cen_poller::cen::notification::format_timestamp;
 use cen_poller::simulate::{RequestInfo, SimConfig, Simulator};
-use cen_poller::store::{SOURCE_CEN, Store};
+use cen_poller::store::SOURCE_CEN;
+use cen_poller::store::sqlite::Store;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{Env, assert_exactly_once, wait_for};
 use rand::{Rng, SeedableRng};

@@ -24,7 +24,7 @@ async fn the_demo_summary_adds_up() {
     tokio::time::timeout(Duration::from_secs(60), demo.sim.wait_push_done()).await.expect("the pusher finished");
     let t = Instant::now();
     let summary = loop {
-        let s = demo.push_pull().unwrap();
+        let s = demo.push_pull().await.unwrap();
         let delivered = std::fs::read_to_string(&demo.sink_path).unwrap_or_default().lines().count() as u64;
         if s.stored == COUNT && delivered == COUNT {
             break s;
@@ -57,7 +57,7 @@ async fn the_demo_summary_adds_up() {
     assert_eq!(by_path.get("pull").copied().unwrap_or(0), summary.by_pull);
 
     // The poller's watermark moves from the first cycles on, and the daemon says it is ready.
-    let status = cen_poller::status::collect(&demo.config).unwrap();
+    let status = cen_poller::status::collect(&demo.config).await.unwrap();
     assert!(status.watermark.is_some(), "no watermark after the whole run: {status:?}");
     let readyz = reqwest::get(format!("http://{}/readyz", demo.running.admin_addr)).await.unwrap();
     assert_eq!(readyz.status(), 200, "{}", readyz.text().await.unwrap());

@@ -313,7 +313,7 @@ async fn push_and_pull_reconcile_and_pull_recovers_what_push_dropped() {
             .sum()
     };
     assert_eq!(sum("cen_notifications_recovered_by_pull_total"), (pushed.push_dropped + pushed.push_failed) as f64);
-    let status = cen_poller::status::collect(&config).unwrap();
+    let status = cen_poller::status::collect(&config).await.unwrap();
     assert_eq!(status.last_24h.recovered_by_pull, pushed.push_dropped + pushed.push_failed);
     let by_path = |p: &str| status.last_24h.by_path.get(p).copied().unwrap_or(0);
     assert_eq!(by_path("pull"), pushed.push_dropped + pushed.push_failed);

@@ -67,7 +67,7 @@ async fn measure(rate: f64, lookback_min: i64, walk: Walk, cycles: i64, late: bo
     )
     .unwrap();
     let config = Config::load(&config_path).unwrap();
-    let store = service::open_store(&config).unwrap();
+    let store = service::open_store(&config).await.unwrap();
     let settings = PollSettings::from_config(&config);
     let poller = Poller::new(config.api_client().unwrap(), store.clone(), settings.clone());
     let shutdown = CancellationToken::new();
@@ -89,7 +89,7 @@ async fn measure(rate: f64, lookback_min: i64, walk: Walk, cycles: i64, late: bo
                 let watermark = cen_poller::poll::from_ms(store.watermark().await.unwrap().unwrap());
                 let mut stats = Default::default();
                 scanner.scan(watermark - settings.lookback, end, Via::Pull, &shutdown, &mut stats).await.unwrap();
-                store.set_watermark(end.timestamp_millis()).await.unwrap();
+                store.set_watermark(end.timestamp_millis(), 0).await.unwrap();
                 stats.new
             }
         };

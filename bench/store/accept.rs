@@ -1,6 +1,6 @@
-//! The store's hot path alone: accepts pages of 1,000 simulated notifications on a fresh
-//! file database, as a backfill whose rows are leased to one waiting file route, and acks
-//! each page's rows, the way the backfill benchmark's pipeline does but without HTTP,
+//! The SQLite backend's hot path alone: accepts pages of 1,000 simulated notifications on a
+//! fresh file database as a backfill routed to one file sink, then leases and acks each
+//! page's outbox rows, the way the backfill benchmark's pipeline does but without HTTP,
 //! parsing or the sink. Prints the time and the thread's CPU per notification.
 //!
 //! ```text
@@ -11,13 +11,14 @@
 //!
 //! The machine's timing noise is large (±20 % between runs); for comparing two builds, count
 //! instructions instead, e.g.
-//! `valgrind --tool=callgrind --toggle-collect='*accept_leasing*' target/release/examples/store_accept 20000`.
+//! `valgrind --tool=callgrind --toggle-collect='*Store*accept*' target/release/examples/store_accept 20000`.
 
 use std::time::Instant;
 
 use cen_poller::cen::notification::Notification;
 use cen_poller::simulate::generate::Stream;
-use cen_poller::store::{Incoming, LeaseTo, Route, Store, Via};
+use cen_poller::store::sqlite::Store;
+use cen_poller::store::{Incoming, Route, Via};
 
 /// CPU time of the calling thread, in seconds.
 fn thread_cpu() -> f64 {
@@ -64,26 +65,28 @@ fn main() {
         Some(_) => vec![],
         None => vec![Route { sink: "file".into(), subjects: vec![] }],
     };
-    let lease = vec![Some(LeaseTo { owner: "bench", until_ms: i64::MAX }); routes.len()];
     let (mut accept_wall, mut accept_cpu, mut ack_wall, mut ack_cpu) = (0.0, 0.0, 0.0, 0.0);
     for page in &pages {
         let batch: Vec<Incoming<'_>> = page.iter().map(Incoming::from).collect();
         let (t, c) = (Instant::now(), thread_cpu());
-        let (accepted, leased) =
-            store.accept_leasing(&batch, Via::Backfill, false, &routes, &lease, 1, Vec::new()).unwrap();
+        let accepted = store.accept(&batch, Via::Backfill, false, &routes, 1).unwrap();
         accept_wall += t.elapsed().as_secs_f64();
         accept_cpu += thread_cpu() - c;
         assert_eq!(accepted.new, page.len());
-        let seqs: Vec<i64> = leased.iter().flatten().map(|l| l.seq).collect();
-        assert_eq!(seqs.len(), page.len() * routes.len());
         let (t, c) = (Instant::now(), thread_cpu());
+        let leased = match routes.first() {
+            Some(route) => store.lease(&route.sink, "bench", page.len(), i64::MAX / 2, 1).unwrap(),
+            None => Vec::new(),
+        };
+        let seqs: Vec<i64> = leased.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs.len(), page.len() * routes.len());
         store.ack("bench", &seqs).unwrap();
         ack_wall += t.elapsed().as_secs_f64();
         ack_cpu += thread_cpu() - c;
     }
     let per = |s: f64| s * 1e6 / count as f64;
     println!(
-        "{count} notifications: accept {:.2} µs ({:.2} µs CPU), ack {:.2} µs ({:.2} µs CPU) per notification",
+        "{count} notifications: accept {:.2} µs ({:.2} µs CPU), lease and ack {:.2} µs ({:.2} µs CPU) per notification",
         per(accept_wall),
         per(accept_cpu),
         per(ack_wall),

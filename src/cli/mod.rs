@@ -303,7 +303,8 @@ fn audit(path: &Path, range_text: Option<&str>, repair: bool, json: bool) -> Res
 
 fn status(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = Config::load(path)?;
-    let mut report = crate::status::collect(&config).map_err(CliError::Runtime)?;
+    let mut report =
+        runtime()?.block_on(crate::status::collect(&config)).map_err(|e| CliError::Runtime(e.to_string()))?;
     report.subscriptions = Some(crate::service::subscriptions::status_section(&config));
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a status report serialises")))?;
@@ -325,25 +326,26 @@ impl From<crate::operations::OpError> for CliError {
 fn dead_letters(path: &Path, action: &DeadLetterAction) -> Result<ExitCode, CliError> {
     use crate::operations as ops;
     let config = Config::load(path)?;
-    match action {
-        DeadLetterAction::List { sink, id, json } => {
-            ops::check_sink(&config, sink.as_deref())?;
-            let store = ops::open_store(&config)?;
-            let rows = ops::list_dead_letters(&store, sink.as_deref(), id.as_deref())?;
-            if *json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&rows).expect("dead letters serialise")))?;
-            } else {
-                emit(&ops::dead_letters_table(&rows))?;
+    let text = runtime()?.block_on(async {
+        match action {
+            DeadLetterAction::List { sink, id, json } => {
+                ops::check_sink(&config, sink.as_deref())?;
+                let store = ops::open_store(&config).await?;
+                let rows = ops::list_dead_letters(&store, sink.as_deref(), id.as_deref()).await?;
+                Ok::<_, ops::OpError>(if *json {
+                    format!("{}\n", serde_json::to_string_pretty(&rows).expect("dead letters serialise"))
+                } else {
+                    ops::dead_letters_table(&rows)
+                })
+            }
+            DeadLetterAction::Retry { sink, id } => {
+                ops::check_sink(&config, sink.as_deref())?;
+                let store = ops::open_store(&config).await?;
+                Ok(ops::retry_dead_letters(&config, &store, sink.as_deref(), id.as_deref()).await?.text())
             }
         }
-        DeadLetterAction::Retry { sink, id } => {
-            ops::check_sink(&config, sink.as_deref())?;
-            let mut store = ops::open_store(&config)?;
-            let report =
-                ops::retry_dead_letters(&config, &mut store, sink.as_deref(), id.as_deref(), chrono::Utc::now())?;
-            emit(&report.text())?;
-        }
-    }
+    })?;
+    emit(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -356,8 +358,10 @@ fn replay(path: &Path, range_text: &str, sink: Option<&str>) -> Result<ExitCode,
     let range = crate::poll::range::parse_range(range_text, now, config.poll.settle.delta())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     ops::check_sink(&config, sink)?;
-    let mut store = ops::open_store(&config)?;
-    let report = ops::replay(&config, &mut store, range, sink, now)?;
+    let report = runtime()?.block_on(async {
+        let store = ops::open_store(&config).await?;
+        ops::replay(&config, &store, range, sink, now).await
+    })?;
     emit(&report.text())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,7 @@ pub enum DemoError {
     /// The configuration the demo wrote does not load (a bug in the demo).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The daemon could not start, or its state cannot be read for the summary.
     #[error(transparent)]
     Daemon(#[from] crate::service::Error),
     #[error("the demo's daemon has no push endpoint")]
@@ -43,9 +44,6 @@ pub enum DemoError {
     Subscriptions(#[source] crate::cen::client::ApiError),
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
-    /// `status::collect`'s message (the state database cannot be read).
-    #[error("{0}")]
-    Status(String),
 }
 
 impl DemoError {

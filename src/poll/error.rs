@@ -23,4 +23,6 @@ pub enum ScanError {
     Unstable { at: DateTime<Utc>, total: u64 },
     #[error("shutting down")]
     Cancelled,
+    #[error("another instance leads the poll")]
+    NotLeader,
 }

@@ -21,13 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cen::RETENTION;
 use crate::cen::client::Client;
 use crate::config::{Config, FirstStart};
 use crate::metrics::OutcomeLabels;
-use crate::store::{StoreHandle, Via};
+use crate::store::{Epoch, StoreHandle, Via};
 
 pub use scan::{Missing, ScanError, ScanStats, Scanner, Take};
 
@@ -122,6 +123,10 @@ pub struct Poller {
     pub health: Arc<Mutex<PollHealth>>,
     /// Beaten while the poll loop runs (the systemd watchdog checks it).
     pub heartbeat: crate::systemd::Heartbeat,
+    /// The leadership term this instance polls under, `None` while another instance leads
+    /// (`service::leader` keeps it; on one machine it is always `Some(0)`). The watermark is
+    /// written under this epoch only, and a cycle stops the moment it changes.
+    pub leadership: watch::Receiver<Option<Epoch>>,
 }
 
 /// What one cycle did.
@@ -136,7 +141,8 @@ impl Poller {
     pub fn new(client: Client, store: StoreHandle, settings: PollSettings) -> Poller {
         let health = Arc::new(Mutex::new(PollHealth::default()));
         let scanner = Scanner::new(client, store, settings.clone(), Arc::new(ApiClock::default()), health.clone());
-        Poller { scanner, settings, health, heartbeat: Default::default() }
+        let (_, leadership) = watch::channel(Some(0));
+        Poller { scanner, settings, health, heartbeat: Default::default(), leadership }
     }
 
     /// Polls until `shutdown`, one cycle per interval. A cycle in progress finishes the
@@ -160,8 +166,31 @@ impl Poller {
             if !waited {
                 return;
             }
+            let Some(epoch) = *self.leadership.borrow() else {
+                // Another instance polls; the tick keeps the heartbeat and looks again.
+                continue;
+            };
             crate::systemd::test_freeze_point();
-            match self.heartbeat.while_running(self.cycle(&shutdown)).await {
+            // Losing the leadership stops the cycle at once (SPEC 13): what it committed
+            // stays (harmless duplicates for the new leader), the watermark does not move.
+            let term = shutdown.child_token();
+            let cycle = async {
+                let mut leadership = self.leadership.clone();
+                tokio::select! {
+                    result = self.cycle(&term) => result,
+                    // A closed channel is a fixed leadership (one machine): it never changes.
+                    _ = async {
+                        if leadership.wait_for(|now| *now != Some(epoch)).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {
+                        term.cancel();
+                        tracing::warn!(epoch, "lost the poll leadership; this instance stops polling");
+                        Err(ScanError::NotLeader)
+                    }
+                }
+            };
+            match self.heartbeat.while_running(cycle).await {
                 Ok(outcome) => {
                     if last_problem.take().is_some() {
                         tracing::info!("polling recovered");
@@ -175,6 +204,7 @@ impl Poller {
                     );
                 }
                 Err(ScanError::Cancelled) => return,
+                Err(ScanError::NotLeader) => {}
                 Err(e) => {
                     let text = e.to_string();
                     if last_problem.as_deref() != Some(text.as_str()) {
@@ -241,6 +271,7 @@ impl Poller {
             // window ends `settle` behind the API, not behind our clock.
             scanner.probe_clock(shutdown).await?;
         }
+        let epoch = (*self.leadership.borrow()).ok_or(ScanError::NotLeader)?;
         let now = scanner.clock.now();
         let end = now - s.settle;
         let oldest = now - RETENTION;
@@ -285,7 +316,7 @@ impl Poller {
                 outcome.windows += 1;
             }
             if window_end > watermark {
-                scanner.store.set_watermark(window_end.timestamp_millis()).await?;
+                scanner.store.set_watermark(window_end.timestamp_millis(), epoch).await?;
                 watermark = window_end;
                 outcome.watermark = Some(watermark);
                 let mut h = self.health.lock().expect("health lock");

@@ -18,11 +18,12 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::StateBackend;
 use crate::config::{Config, SinkConfig};
 use crate::poll::{PollSettings, Poller, Scanner};
 use crate::sinks;
 use crate::sinks::dispatcher::{ActiveSink, DeliverySettings, Dispatcher, owner_id, release_dead_owners};
-use crate::store::{Route, StoreHandle};
+use crate::store::{Location, Route, StoreHandle};
 use crate::systemd::Liveness;
 
 /// How long shutdown waits for tasks to finish their current step.
@@ -49,6 +50,16 @@ pub enum Error {
     /// A listener (push, VGS, admin) could not start (the message names its key).
     #[error(transparent)]
     Listener(crate::server::ListenerError),
+    /// `state.url_file` could not be read.
+    #[error("cannot read state.url_file {}: {source}; it must hold the PostgreSQL connection string", path.display())]
+    StateUrl {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An operator's command found no SQLite database at `state.path`.
+    #[error("no state database at {} (state.path): the daemon has not run yet", .0.display())]
+    NoState(std::path::PathBuf),
     /// A signal handler could not be installed.
     #[error("cannot install a {signal} handler: {source}")]
     Signals {
@@ -71,9 +82,44 @@ pub enum ReloadError {
     Listener(#[from] crate::server::ListenerError),
 }
 
-/// Opens the state database named by the configuration.
-pub fn open_store(config: &Config) -> Result<StoreHandle, Error> {
-    Ok(StoreHandle::open(&config.resolve(&config.state.path), routes(config))?)
+/// Where `[state]` says the state lives. Reads `state.url_file`.
+pub fn store_location(config: &Config) -> Result<Location, Error> {
+    let state = &config.state;
+    match state.backend {
+        StateBackend::Sqlite => Ok(Location::Sqlite(config.resolve(&state.path))),
+        StateBackend::Postgres => {
+            let dsn = match (&state.url_file, &state.url) {
+                (Some(file), _) => {
+                    let path = config.resolve(file);
+                    let text = std::fs::read_to_string(&path).map_err(|source| Error::StateUrl { path, source })?;
+                    text.trim().to_owned()
+                }
+                (None, Some(url)) => url.clone(),
+                // Config::validate refuses this.
+                (None, None) => String::new(),
+            };
+            let base_dir = config.path.parent().map(std::path::Path::to_path_buf);
+            Ok(Location::Postgres(crate::store::postgres::Settings { dsn, schema: state.schema.clone(), base_dir }))
+        }
+    }
+}
+
+/// Opens (creating or migrating) the state the configuration names.
+pub async fn open_store(config: &Config) -> Result<StoreHandle, Error> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    Ok(StoreHandle::connect(&store_location(config)?, routes(config), metrics).await?)
+}
+
+/// Opens the state for an operator's command (`status`, `dead-letters`, `replay`): a SQLite
+/// file must exist already, so a wrong `state.path` is reported instead of creating an
+/// empty database.
+pub async fn open_existing_store(config: &Config) -> Result<StoreHandle, Error> {
+    if let Location::Sqlite(path) = store_location(config)?
+        && !path.exists()
+    {
+        return Err(Error::NoState(path));
+    }
+    open_store(config).await
 }
 
 /// The running pieces of a daemon, for `demo` and tests to look at.
@@ -358,7 +404,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Starts the poller, the dispatchers and the maintenance task of `config`.
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, Error> {
     let client = config.api_client()?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     release_dead_owners(&store).await?;
     let mut tasks = JoinSet::new();
     let liveness = Liveness::default();
@@ -602,7 +648,7 @@ struct OneShot {
 
 impl OneShot {
     async fn open(config: &Config, deliver: bool) -> Result<OneShot, Error> {
-        let store = open_store(config)?;
+        let store = open_store(config).await?;
         release_dead_owners(&store).await?;
         let scanner = scanner(config, store.clone())?;
         let interrupt = CancellationToken::new();

@@ -21,15 +21,13 @@ use tokio_util::sync::CancellationToken;
 use super::Record;
 use super::{Sink, SinkError};
 pub use crate::metrics::SinkCounters;
-use crate::store::{Handoff, Leased, StoreHandle};
+use crate::store::{Leased, StoreHandle};
 
 pub use crate::store::LEASE;
-/// How often an idle dispatcher looks at its outbox even without a wake-up (rows added by
-/// another process, retry times reached); also how often one fed by its handoff looks.
+/// How often an idle dispatcher looks at its outbox even without a wake-up: retry times
+/// reached, expired claims, rows queued by a process that raises no signal here (a
+/// `--backfill` on the same SQLite file).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// The handoff queue holds this many batches at most; an accept that would overfill it
-/// leaves its rows in the database (bounded memory when the sink is slower than intake).
-const HANDOFF_BATCHES: usize = 2;
 
 /// Retry settings, from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -125,61 +123,36 @@ impl Dispatcher {
     /// acknowledgements would then match no row and the batch would be delivered again.
     /// The process releases its owner's leases once all have stopped.
     ///
-    /// Where the rows come from: while the sink has a backlog, from the database (leased
-    /// together with the previous batch's acknowledgement); once it has caught up, from its
-    /// handoff queue (`store::handoff`), which the accepting transactions fill with rows
-    /// already leased to it. While the handoff is open the database is still asked every
-    /// `IDLE_POLL`, for the rows the handoff never sees: retries coming due and rows
-    /// queued by another process.
+    /// Rows come from the store only: a batch is claimed, delivered, and acknowledged
+    /// together with claiming the next. With nothing due, the dispatcher waits for the
+    /// store's commit signal (rows committed by this process, or by any instance of a
+    /// cluster), and looks again every `IDLE_POLL` for what no signal announces: retries
+    /// coming due and expired claims of a process that died.
     pub async fn serve(&self, stop: CancellationToken) {
         let name = self.sink.name().to_owned();
         let max = self.sink.max_batch().max(1);
-        let handoff = self.store.handoff(&name, &self.owner, HANDOFF_BATCHES * max);
-        // The batch leased together with the previous batch's acknowledgement.
+        // The batch claimed together with the previous batch's acknowledgement.
         let mut next = Vec::new();
-        let mut polled = tokio::time::Instant::now();
         loop {
             if stop.is_cancelled() {
                 break;
             }
-            // Registered before looking, so a wake-up between the look and the wait counts.
-            let queued = handoff.queued();
+            // Registered before looking, so a commit between the look and the wait counts.
             let changed = self.store.outbox_changed();
-            tokio::pin!(queued, changed);
-            queued.as_mut().enable();
+            tokio::pin!(changed);
             changed.as_mut().enable();
 
             let step = async {
                 let mut batch = std::mem::take(&mut next);
-                if batch.is_empty() && handoff.is_open() && polled.elapsed() >= IDLE_POLL {
-                    polled = tokio::time::Instant::now();
-                    batch = self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?;
-                }
-                // Not `else`: rows queued before this step's wake-up registration notify no
-                // one, and an idle loop is woken by the timer, always past IDLE_POLL. When
-                // an empty database lease ended the step there, such rows waited for their
-                // lease to expire (5 minutes; seen in `sighup_adds_a_sink_and_survives_a_
-                // broken_file` under load).
                 if batch.is_empty() {
-                    // A queued row's lease must outlast the delivery; one about to expire is
-                    // left for the database to hand out again.
-                    let usable_until = Utc::now().timestamp_millis() + (LEASE / 2).as_millis() as i64;
-                    batch = handoff.take(max, usable_until);
-                    if batch.is_empty() && !handoff.is_open() {
-                        // Closed and nothing queued: a backlog, or nothing at all.
-                        batch = self.store.lease_for(&handoff, max, LEASE.as_millis() as i64).await?;
-                    }
+                    batch = self.store.lease(&name, &self.owner, max, LEASE.as_millis() as i64).await?;
                 }
-                // Keep leasing from the database only while the handoff is closed and empty:
-                // rows queued on it come before any the database could give now.
-                let lease_next = !handoff.is_open() && handoff.is_empty();
-                self.deliver(batch, lease_next.then_some(&handoff)).await
+                self.deliver(batch, true).await
             };
             match self.heartbeat.while_running(step).await {
                 Ok((0, _)) => {
                     tokio::select! {
                         _ = stop.cancelled() => break,
-                        _ = &mut queued => {}
                         _ = &mut changed => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                     }
@@ -195,28 +168,25 @@ impl Dispatcher {
             }
         }
         let undelivered = next.iter().map(|row| row.seq).collect();
-        if let Err(e) = self.store.close_handoff(&handoff, undelivered).await {
+        if let Err(e) = self.store.release_seqs(&self.owner, undelivered).await {
             tracing::warn!(sink = %name, error = %e, "cannot release this sink's undelivered leases; they expire by themselves");
         }
     }
 
-    /// Leases one batch from the database, delivers it, records the outcomes. Returns how
-    /// many rows it leased (0: nothing due).
+    /// Claims one batch, delivers it, records the outcomes. Returns how many rows it
+    /// claimed (0: nothing due).
     pub async fn deliver_once(&self) -> Result<usize, crate::store::StoreError> {
-        let now = Utc::now().timestamp_millis();
-        let batch = self
-            .store
-            .lease(self.sink.name(), &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64, now)
-            .await?;
-        self.deliver(batch, None).await.map(|(n, _)| n)
+        let batch =
+            self.store.lease(self.sink.name(), &self.owner, self.sink.max_batch(), LEASE.as_millis() as i64).await?;
+        self.deliver(batch, false).await.map(|(n, _)| n)
     }
 
-    /// Delivers a leased batch and records the outcomes; with `lease_next`, leases the next
-    /// batch for that handoff together with the acknowledgement.
+    /// Delivers a claimed batch and records the outcomes; with `claim_next`, claims the next
+    /// batch together with the acknowledgement.
     async fn deliver(
         &self,
         batch: Vec<Leased>,
-        lease_next: Option<&Arc<Handoff>>,
+        claim_next: bool,
     ) -> Result<(usize, Vec<Leased>), crate::store::StoreError> {
         let name = self.sink.name();
         let now = Utc::now().timestamp_millis();
@@ -258,12 +228,8 @@ impl Dispatcher {
         let mut next = Vec::new();
         if !delivered.is_empty() {
             let count = delivered.len() as u64;
-            if let Some(handoff) = lease_next {
-                let max = self.sink.max_batch();
-                (_, next) = self.store.ack_and_lease_for(handoff, delivered, max, LEASE.as_millis() as i64).await?;
-            } else {
-                self.store.ack(&self.owner, delivered).await?;
-            }
+            let max = if claim_next { self.sink.max_batch() } else { 0 };
+            (_, next) = self.store.ack_and_lease(&self.owner, delivered, name, max, LEASE.as_millis() as i64).await?;
             self.counters.delivered.inc_by(count);
         }
         Ok((size, next))
@@ -392,10 +358,10 @@ mod tests {
         }
     }
 
-    /// Rows reach the sink in acceptance order and exactly once, whether they were handed
-    /// over at accept, left in the database because the handoff was full, or retried.
+    /// Rows reach the sink in acceptance order and exactly once, whether they were committed
+    /// while the dispatcher waited or while it was busy, or retried.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn handed_over_and_leased_rows_are_delivered_once_in_order() {
+    async fn committed_rows_are_delivered_once_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let routes = vec![Route { sink: "s".into(), subjects: vec![] }];
         let store = StoreHandle::open(&dir.path().join("state.db"), routes).unwrap();
@@ -403,17 +369,13 @@ mod tests {
         let all = notifications(0, 40);
         sink.fail_once.lock().unwrap().push(all[7].id.clone());
         let (stop, task) = start(&store, &sink);
-        until("the empty outbox opens the handoff", || store.handing_over("s")).await;
 
-        // 3 fit the handoff (2 batches of 4); 10 do not and close it; 2 more go to the
-        // database behind them; then the rest, as the dispatcher catches up and reopens.
         let mut next = 0;
         for n in [3, 10, 2, 1, 5, 4, 15] {
             store.accept(all[next..next + n].to_vec(), Via::Pull, false).await.unwrap();
             next += n;
         }
         until("everything is delivered", || sink.delivered.lock().unwrap().len() == 40).await;
-        until("the dispatcher has caught up again", || store.handing_over("s")).await;
         stop.cancel();
         task.await.unwrap();
 
@@ -426,37 +388,50 @@ mod tests {
         assert!(store.backlog().await.unwrap().is_empty(), "outbox empty");
     }
 
-    /// A dispatcher that stops releases the rows queued on its handoff and the batch it
-    /// leased but did not deliver, so another owner can deliver them at once.
+    /// A commit wakes a waiting dispatcher at once: with the idle look every `IDLE_POLL`
+    /// the only other way in, 20 single commits, each waited for, would take 10 s; the
+    /// signal delivers each as soon as it is committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_wakes_the_waiting_dispatcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let routes = vec![Route { sink: "s".into(), subjects: vec![] }];
+        let store = StoreHandle::open(&dir.path().join("state.db"), routes).unwrap();
+        let sink = recorder(4, usize::MAX >> 4);
+        let (stop, task) = start(&store, &sink);
+        let all = notifications(0, 20);
+        let started = std::time::Instant::now();
+        for (i, n) in all.iter().enumerate() {
+            // Wait until the dispatcher is idle again, then commit one.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            store.accept(vec![n.clone()], Via::Pull, false).await.unwrap();
+            until("the row is delivered", || sink.delivered.lock().unwrap().len() == i + 1).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+        assert!(started.elapsed() < IDLE_POLL * 10, "woken by the commit, not by the idle look");
+    }
+
+    /// A dispatcher that stops releases the batch it claimed but did not deliver, so
+    /// another owner can deliver it at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stopping_dispatcher_releases_what_it_did_not_deliver() {
         let dir = tempfile::tempdir().unwrap();
         let routes = vec![Route { sink: "s".into(), subjects: vec![] }];
         let store = StoreHandle::open(&dir.path().join("state.db"), routes).unwrap();
-        let sink = recorder(4, 0);
+        let sink = recorder(3, 0);
         let (stop, task) = start(&store, &sink);
-        until("the empty outbox opens the handoff", || store.handing_over("s")).await;
-        let all = notifications(0, 7);
-        store.accept(all[..3].to_vec(), Via::Pull, false).await.unwrap();
-        // The dispatcher takes the 3 and waits for a permit; 4 more are queued meanwhile.
-        // (Not "no permit left": there was none to begin with, so that held before the
-        // dispatcher had taken anything, and a stop then released all 7 undelivered.)
-        until("the first batch is taken", || {
-            sink.started.load(std::sync::atomic::Ordering::SeqCst) == 1 && store.handing_over("s")
-        })
-        .await;
-        store.accept(all[3..].to_vec(), Via::Pull, false).await.unwrap();
-        // The dispatcher is busy, yet the 4 are already leased to it: handed over at accept.
-        let now = Utc::now().timestamp_millis();
-        assert!(store.lease("s", "another", 10, 60_000, now).await.unwrap().is_empty());
+        let all = notifications(0, 6);
+        store.accept(all.clone(), Via::Pull, false).await.unwrap();
+        // The dispatcher claims 3 and waits for a permit.
+        until("the first batch is taken", || sink.started.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
         stop.cancel();
         sink.permits.add_permits(1);
         task.await.unwrap();
 
-        assert_eq!(sink.delivered.lock().unwrap().len(), 3, "the batch in flight is finished");
-        assert!(!store.handing_over("s"));
+        let delivered = sink.delivered.lock().unwrap().clone();
+        assert_eq!(delivered.len(), 3, "the batch in flight is finished");
         assert!(store.lease_owners().await.unwrap().is_empty(), "no lease left behind");
-        let rest = store.lease("s", "another", 10, 60_000, Utc::now().timestamp_millis()).await.unwrap();
+        let rest = store.lease("s", "another", 10, 60_000).await.unwrap();
         let ids: Vec<&String> = rest.iter().map(|l| &l.id).collect();
         assert_eq!(ids, all[3..].iter().map(|n| &n.id).collect::<Vec<_>>());
     }

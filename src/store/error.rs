@@ -94,6 +94,30 @@ pub enum StoreError {
     #[error("refused by the state database ({op}): {detail}")]
     InvalidInput { op: &'static str, detail: String },
 
+    /// The PostgreSQL server cannot be reached or refused the connection.
+    #[error(
+        "cannot reach the state database {server}: {detail}; check that PostgreSQL runs there, \
+         that [state] url/url_file names the right host, port, database, user and password, \
+         and that the server's TLS certificate is trusted (sslrootcert)"
+    )]
+    Unreachable { server: String, detail: String },
+
+    /// A PostgreSQL statement failed (the connection was lost, a constraint, permissions).
+    #[error("state database {server}: {op} failed: {detail}")]
+    Postgres { server: String, op: &'static str, detail: String },
+
+    /// The PostgreSQL schema was migrated by a newer cen-poller.
+    #[error(
+        "the state database {server} has schema version {found}, but this cen-poller knows only \
+         versions up to {supported}; upgrade this instance to the version the others run"
+    )]
+    SchemaTooNew { server: String, found: i64, supported: i64 },
+
+    /// The watermark was not moved: this instance no longer holds the poller's leadership
+    /// (its epoch is not the current one). Harmless: the new leader polls the window.
+    #[error("not the poll leader any more (epoch {epoch} was superseded); the watermark was not moved")]
+    Fenced { epoch: i64 },
+
     /// Any other SQLite failure.
     #[error("state database {}: {op} failed: {cause}", .path.display())]
     Sqlite { path: PathBuf, op: &'static str, cause: rusqlite::Error },
@@ -104,12 +128,19 @@ impl StoreError {
     /// configuration (a lock held by another process, a full disk being cleaned up, an I/O
     /// hiccup). Push requests answer `503` either way; this helps the log and the backoff.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Locked { .. } | StoreError::DiskFull { .. } | StoreError::Io { .. })
+        matches!(
+            self,
+            StoreError::Locked { .. }
+                | StoreError::DiskFull { .. }
+                | StoreError::Io { .. }
+                | StoreError::Unreachable { .. }
+                | StoreError::Postgres { .. }
+        )
     }
 }
 
 /// Sorts a SQLite failure into the cases the operator can act on.
-pub(super) fn classify(path: &Path, op: &'static str, e: rusqlite::Error) -> StoreError {
+pub(crate) fn classify(path: &Path, op: &'static str, e: rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
     let detail = e.to_string();
     match e.sqlite_error_code() {

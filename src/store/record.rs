@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 
 /// String members are escaped as the canonical JSON writer escapes them, which is how
 /// `serde_json` does (tested below).
-pub(super) use crate::json::escape::push_json_str;
+pub(crate) use crate::json::escape::push_json_str;
 
 /// The stored columns a record is made of.
-pub(super) struct RecordFields<'a> {
+pub(crate) struct RecordFields<'a> {
     pub id: &'a str,
     pub source: &'a str,
     pub received_via: &'a str,
@@ -27,7 +27,7 @@ pub(super) struct RecordFields<'a> {
 }
 
 /// Appends the record (one line, no trailing newline) to `out`.
-pub(super) fn write_record(out: &mut String, r: &RecordFields<'_>) {
+pub(crate) fn write_record(out: &mut String, r: &RecordFields<'_>) {
     out.reserve(r.json.len() + r.id.len() + 256);
     out.push_str("{\"id\":");
     push_json_str(out, r.id);

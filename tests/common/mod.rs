@@ -83,7 +83,8 @@ path = "notifications.jsonl"
     }
 
     pub fn store(&self) -> StoreHandle {
-        service::open_store(&self.config()).unwrap()
+        let config = self.config();
+        StoreHandle::open(&config.resolve(&config.state.path), service::routes(&config)).unwrap()
     }
 
     pub fn poller(&self, store: &StoreHandle) -> Poller {

@@ -13,9 +13,10 @@
 
 use rusqlite::{Connection, params};
 
-use super::record::{RecordFields, write_record};
 use super::tx::{for_each_slice, unsynced_tx, write_tx};
 use super::{SOURCES, Store, StoreError};
+use crate::store::record::{RecordFields, push_json_str, write_record};
+use crate::store::{DeadLetter, Leased, Route};
 
 /// Longest `last_error` kept; a sink's error body can be large, the operator needs the gist.
 const MAX_ERROR_BYTES: usize = 4096;
@@ -23,65 +24,6 @@ const MAX_ERROR_BYTES: usize = 4096;
 /// Replay enqueues one slice of creation time per transaction, so a long range does not
 /// hold the write lock (and stall push) for long.
 const REPLAY_SLICE_MS: i64 = 3_600_000;
-
-/// One outbox row handed to a delivery worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leased {
-    /// The outbox row; pass it back to ack/retry/dead-letter.
-    pub seq: i64,
-    /// The notification id (also inside `record`).
-    pub id: String,
-    /// Failed attempts so far.
-    pub attempts: u32,
-    /// When the row was queued (epoch ms); for `max_age`.
-    pub enqueued_ms: i64,
-    /// The notification's subject (for NATS subjects and PostgreSQL columns).
-    pub subject: String,
-    /// `createdTimestamp` as sent.
-    pub created_raw: String,
-    /// `push`, `pull` or `backfill`.
-    pub received_via: String,
-    /// The SPEC 6 record, ready to send.
-    pub record: String,
-}
-
-/// A sink and the subjects it takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The sink's configured name.
-    pub sink: String,
-    /// The subjects it receives; empty means all.
-    pub subjects: Vec<String>,
-}
-
-impl Route {
-    /// Whether a notification with this subject goes to this sink.
-    pub fn matches(&self, subject: &str) -> bool {
-        self.subjects.is_empty() || self.subjects.iter().any(|s| s == subject)
-    }
-}
-
-/// A delivery given up on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The sink that gave up.
-    pub sink: String,
-    /// The notification's id.
-    pub notification_id: String,
-    /// Attempts made, the last (failed) one included.
-    pub attempts: u32,
-    /// When it was first queued for this sink (epoch ms).
-    pub first_enqueued_ms: i64,
-    /// When it was given up on (epoch ms).
-    pub dead_ms: i64,
-    /// The last failure, as the sink reported it (cut to 4 KiB).
-    pub last_error: Option<String>,
-    /// The notification's subject, for listing (absent only if the notification row is
-    /// gone, which the schema prevents).
-    pub subject: Option<String>,
-    /// The notification's `createdTimestamp` as sent (absent likewise).
-    pub created_raw: Option<String>,
-}
 
 // CROSS JOIN fixes the loop order: walk the sink's outbox rows in seq order through
 // `outbox_by_sink` and stop at the limit, looking up each notification by primary key.
@@ -337,7 +279,7 @@ impl Store {
                 if i > 0 {
                     json.push(',');
                 }
-                super::record::push_json_str(&mut json, s);
+                push_json_str(&mut json, s);
             }
             json.push(']');
             Some(json)

@@ -10,26 +10,12 @@ use rusqlite::params;
 
 use super::tx::{for_each_slice, write_tx};
 use super::{SOURCES, Store, StoreError};
+use crate::store::CountRow;
 
 /// Prune works through creation time in slices of this span…
 const PRUNE_SLICE_MS: i64 = 3_600_000;
 /// …deleting at most this many notifications per transaction.
 pub(super) const PRUNE_CHUNK: i64 = 2_000;
-
-/// Notifications stored per source, subject and path (`status`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountRow {
-    /// `mastercard-cen` or `vgs`.
-    pub source: String,
-    /// CEN subject or VGS event name.
-    pub subject: String,
-    /// `push`, `pull` or `backfill`: the path that first delivered them.
-    pub received_via: String,
-    /// How many of `n` push missed (arrived by pull/backfill while push was configured).
-    pub recovered: u64,
-    /// Notifications in this group.
-    pub n: u64,
-}
 
 pub(super) const PRUNE_CHUNK_DELETE: &str = "
     DELETE FROM notifications WHERE nid IN (

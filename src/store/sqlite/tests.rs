@@ -7,6 +7,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::*;
+use crate::store::{Accepted, Incoming, Route, SOURCE_CEN, SOURCE_VGS, Via};
 
 const T0: i64 = 1_795_600_800_000; // 2026-11-25T10:00:00Z
 
@@ -162,7 +163,7 @@ fn accept_dedupes_within_a_batch_across_batches_and_across_paths() {
     let c = Owned::new("c", "CLEARING", None, T0 + 2);
     let routes = [all("archive")];
 
-    let first = store.accept(&views(&[&a, &b, &a]), Via::Push, true, &routes, T0 + 10).unwrap();
+    let first = store.accept(&views(&[&a, &b, &a]), Via::Push, false, &routes, T0 + 10).unwrap();
     assert_eq!((first.new, first.duplicates), (2, 1));
     assert_eq!(first.new_ids, ["a", "b"]);
     assert_eq!(first.new_by_subject, [("CLEARING".to_string(), 1), ("PAYMENT_UPDATE".to_string(), 1)]);
@@ -213,11 +214,12 @@ fn routes_filter_by_subject() {
 }
 
 #[test]
-fn recovered_counts_only_pull_and_backfill_while_push_is_configured() {
+fn recovered_marks_the_new_ones_of_a_batch_only() {
+    // StoreHandle::accept passes `recovered` for pull and backfill while push is configured.
     let (_dir, mut store) = open_temp();
     let items: Vec<Owned> = (0..6).map(|i| Owned::new(&format!("n{i}"), "CLEARING", None, T0 + i)).collect();
     let r = [all("s")];
-    let push = store.accept(&views(&[&items[0]]), Via::Push, true, &r, T0).unwrap();
+    let push = store.accept(&views(&[&items[0]]), Via::Push, false, &r, T0).unwrap();
     let pull = store.accept(&views(&[&items[1], &items[2]]), Via::Pull, true, &r, T0).unwrap();
     let backfill = store.accept(&views(&[&items[3]]), Via::Backfill, true, &r, T0).unwrap();
     let pull_only = store.accept(&views(&[&items[4]]), Via::Pull, false, &r, T0).unwrap();
@@ -602,82 +604,54 @@ fn pull_and_backfill_pages_are_not_fsynced_one_by_one_but_pushes_are() {
 }
 
 #[test]
-fn rows_leased_as_they_are_accepted_equal_what_a_lease_reads_back() {
-    // The same batch in two stores: one leases its rows at accept (the handoff), the other
-    // through the outbox as usual. The dispatcher must get identical rows and records.
+fn a_lease_holds_its_rows_until_acked_or_released() {
     let items: Vec<Owned> = (0..6)
         .map(|i| {
             Owned::new(&format!("id{i}"), if i % 2 == 0 { "CLEARING" } else { "BPC_CLEARING" }, Some("ops"), T0 + i)
         })
         .collect();
     let refs: Vec<&Owned> = items.iter().collect();
-    let routes = [all("a"), only("b", &["CLEARING"]), all("c")];
-    let lease_to = [
-        Some(LeaseTo { owner: "A", until_ms: T0 + 60_000 }),
-        Some(LeaseTo { owner: "A", until_ms: T0 + 60_000 }),
-        None,
-    ];
-
-    let (_d1, mut handed) = open_temp();
-    let (got, leased) =
-        handed.accept_leasing(&views(&refs), Via::Pull, true, &routes, &lease_to, T0, Vec::new()).unwrap();
-    assert_eq!((got.new, got.enqueued), (6, 15));
-    assert_eq!(leased.iter().map(Vec::len).collect::<Vec<_>>(), [6, 3, 0]);
-    // The records written beforehand, outside the lock (one missing, written at accept
-    // then): the same rows.
-    let (_d0, mut early) = open_temp();
-    let records = views(&refs)
-        .iter()
-        .enumerate()
-        .map(|(i, n)| if i == 2 { String::new() } else { n.record(Via::Pull, T0) })
-        .collect();
-    let (_, early_leased) =
-        early.accept_leasing(&views(&refs), Via::Pull, true, &routes, &lease_to, T0, records).unwrap();
-    assert_eq!(early_leased, leased);
-    // A second arrival is a duplicate and hands nothing over.
-    let (again, none) =
-        handed.accept_leasing(&views(&refs), Via::Push, true, &routes, &lease_to, T0, Vec::new()).unwrap();
-    assert_eq!((again.duplicates, none.iter().map(Vec::len).sum::<usize>()), (6, 0));
-
-    let (_d2, mut plain) = open_temp();
-    plain.accept(&views(&refs), Via::Pull, true, &routes, T0).unwrap();
-    for (i, sink) in ["a", "b"].into_iter().enumerate() {
-        let read_back = plain.lease(sink, "A", 100, 60_000, T0).unwrap();
-        assert_eq!(leased[i], read_back, "sink {sink}");
-        // In the database the handed rows are leased to A: no one else gets them, A acks them.
-        assert!(handed.lease(sink, "B", 100, 60_000, T0).unwrap().is_empty(), "sink {sink}");
-    }
-    assert_eq!(handed.lease("c", "B", 100, 60_000, T0).unwrap().len(), 6, "sink c was not handed over");
-    let seqs: Vec<i64> = leased[0].iter().map(|l| l.seq).collect();
-    assert_eq!(handed.ack("A", &seqs).unwrap(), 6);
+    let routes = [all("a"), only("b", &["CLEARING"])];
+    let (_dir, mut store) = open_temp();
+    let got = store.accept(&views(&refs), Via::Pull, true, &routes, T0).unwrap();
+    assert_eq!((got.new, got.enqueued), (6, 9));
+    let a = store.lease("a", "A", 100, 60_000, T0).unwrap();
+    let b = store.lease("b", "A", 100, 60_000, T0).unwrap();
+    assert_eq!((a.len(), b.len()), (6, 3));
+    // Leased rows are A's: no one else gets them while the lease holds; A acks them.
+    assert!(store.lease("a", "B", 100, 60_000, T0).unwrap().is_empty());
+    assert!(store.lease("b", "B", 100, 60_000, T0).unwrap().is_empty());
+    let seqs: Vec<i64> = a.iter().map(|l| l.seq).collect();
+    assert_eq!(store.ack("B", &seqs).unwrap(), 0, "only the holder of the lease acks");
+    assert_eq!(store.ack("A", &seqs).unwrap(), 6);
     // Released rows (a dispatcher stopping) go back to the queue for anyone.
-    let seqs: Vec<i64> = leased[1].iter().map(|l| l.seq).collect();
-    assert_eq!(handed.release_seqs("B", &seqs).unwrap(), 0, "only the owner's leases");
-    assert_eq!(handed.release_seqs("A", &seqs).unwrap(), 3);
-    assert_eq!(handed.lease("b", "B", 100, 60_000, T0).unwrap().len(), 3);
+    let seqs: Vec<i64> = b.iter().map(|l| l.seq).collect();
+    assert_eq!(store.release_seqs("B", &seqs).unwrap(), 0, "only the owner's leases");
+    assert_eq!(store.release_seqs("A", &seqs).unwrap(), 3);
+    assert_eq!(store.lease("b", "B", 100, 60_000, T0).unwrap().len(), 3);
+    // An expired lease is anyone's again.
+    assert_eq!(store.lease("b", "C", 100, 60_000, T0 + 60_001).unwrap().len(), 3);
 }
 
 #[test]
 fn a_batch_enqueues_in_acceptance_order_once_per_sink_name() {
     // The outbox rows of a batch go in with one statement per route: seqs must still follow
     // the batch order, a repeat within the batch is a duplicate, and a sink name routed twice
-    // gets one row per notification (the second route's rows conflict and hand nothing over).
+    // gets one row per notification.
     let items: Vec<Owned> =
         [0, 1, 2, 1, 3].iter().map(|&i| Owned::new(&format!("id{i}"), "CLEARING", None, T0 + i)).collect();
     let refs: Vec<&Owned> = items.iter().collect();
     let routes = [all("a"), all("a"), all("b")];
-    let lease = Some(LeaseTo { owner: "A", until_ms: T0 + 60_000 });
     let (_dir, mut store) = open_temp();
-    let (got, leased) =
-        store.accept_leasing(&views(&refs), Via::Pull, false, &routes, &[lease, lease, None], T0, Vec::new()).unwrap();
+    let got = store.accept(&views(&refs), Via::Pull, false, &routes, T0).unwrap();
     assert_eq!((got.new, got.duplicates, got.enqueued), (4, 1, 8));
     assert_eq!(got.new_ids, ["id0", "id1", "id2", "id3"]);
-    assert_eq!(leased.iter().map(Vec::len).collect::<Vec<_>>(), [4, 0, 0]);
-    let ids: Vec<&str> = leased[0].iter().map(|l| l.id.as_str()).collect();
-    assert_eq!(ids, ["id0", "id1", "id2", "id3"]);
-    assert!(leased[0].windows(2).all(|w| w[0].seq < w[1].seq), "seqs ascend in batch order");
-    let queued: Vec<String> = store.lease("b", "B", 100, 60_000, T0).unwrap().into_iter().map(|l| l.id).collect();
-    assert_eq!(queued, ["id0", "id1", "id2", "id3"]);
+    for sink in ["a", "b"] {
+        let leased = store.lease(sink, "A", 100, 60_000, T0).unwrap();
+        let ids: Vec<&str> = leased.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["id0", "id1", "id2", "id3"], "sink {sink}");
+        assert!(leased.windows(2).all(|w| w[0].seq < w[1].seq), "seqs ascend in batch order");
+    }
 }
 
 #[test]
@@ -996,7 +970,7 @@ fn accept_throughput() {
 /// Accepts as a push: a synced commit each, the pace the checkpoint tests are about (pages
 /// of the poll commit unsynced, faster than a checkpointer copies 8 KiB notifications; the
 /// main connection's fallback checkpoint then bounds the WAL).
-async fn accept_through(handle: &StoreHandle, items: Vec<Owned>) -> Accepted {
+async fn accept_through(handle: &backend::Sqlite, items: Vec<Owned>) -> Accepted {
     handle
         .call(move |s| {
             let inc: Vec<Incoming<'_>> = items.iter().map(Owned::incoming).collect();
@@ -1009,7 +983,7 @@ async fn accept_through(handle: &StoreHandle, items: Vec<Owned>) -> Accepted {
 #[tokio::test]
 async fn checkpoints_run_in_the_background() {
     let (_dir, path) = temp();
-    let handle = StoreHandle::open(&path, vec![all("s")]).unwrap();
+    let handle = backend::Sqlite::open(&path).unwrap();
     let db_size = || std::fs::metadata(&path).unwrap().len();
     let before = db_size();
     // Far below the main connection's own checkpoint threshold.
@@ -1036,7 +1010,7 @@ async fn checkpoints_run_in_the_background() {
 #[tokio::test]
 async fn the_wal_restarts_under_a_steady_stream_of_commits() {
     let (_dir, path) = temp();
-    let handle = StoreHandle::open(&path, vec![all("s")]).unwrap();
+    let handle = backend::Sqlite::open(&path).unwrap();
     // 64 MiB of notifications, one 8 KiB page each, in commits of 64.
     let filler = "x".repeat(7_000);
     let (per_commit, commits) = (64, 128);

@@ -8,29 +8,10 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
+use crate::store::LastAudit;
 
 /// The meta key of the last audit's outcome (a JSON object, see [`LastAudit`]).
 const LAST_AUDIT_KEY: &str = "last_audit";
-
-/// The outcome of the last audit that ran to its end, as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LastAudit {
-    /// When it finished (RFC 3339 UTC).
-    pub finished_at: String,
-    /// The range it checked (`FROM..TO`).
-    pub range: String,
-    /// `ok` (nothing missing or all repaired), `missing` (found, not repaired) or `failed`
-    /// (some window could not be read).
-    pub outcome: String,
-    /// Notifications the store lacked.
-    pub missing: u64,
-    /// Of those, stored and queued for the sinks.
-    pub repaired: u64,
-    /// API requests made.
-    pub requests: u64,
-    /// `cli` or `daemon`.
-    pub by: String,
-}
 
 impl Store {
     /// The ids among `keys` (`(created_ms, id)` of CEN notifications) that are not stored.
@@ -117,7 +98,7 @@ mod tests {
     /// that edit did not apply — takes `received_via = 'audit'` after version 4; its rows stay.
     #[test]
     fn version_4_lets_a_version_3_file_store_audit_findings() {
-        use crate::store::migrations::{MIGRATIONS, Step};
+        use crate::store::sqlite::migrations::{MIGRATIONS, Step};
         for apply_v3 in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("s.db");
@@ -149,7 +130,7 @@ mod tests {
                 assert!(refused.is_err(), "version 3 refuses 'audit'");
             }
             let mut store = Store::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), crate::store::migrations::CURRENT);
+            assert_eq!(store.schema_version().unwrap(), crate::store::sqlite::migrations::CURRENT);
             let n = Incoming {
                 id: "new",
                 source: SOURCE_CEN,
