@@ -39,9 +39,11 @@ pub async fn start(
     health: Arc<Mutex<PollHealth>>,
     interval: Duration,
     shutdown: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), crate::server::ListenerError> {
     let listener = crate::server::bind(admin.listen, "admin.listen").await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| crate::server::ListenerError::LocalAddr { key: "admin.listen", source })?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -77,28 +79,43 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 async fn readyz(State(state): State<AdminState>) -> Response {
     match readiness(&state).await {
         Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "not ready", "reason": reason})))
-            .into_response(),
+        Err(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "not ready", "reason": reason.to_string()})))
+                .into_response()
+        }
     }
 }
 
+/// Why the daemon is not ready (`/readyz`'s `reason`; `cen_ready` is 0).
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("the state database does not take writes: {0}")]
+    Store(#[source] crate::store::StoreError),
+    #[error("the API refuses our credentials: {0}")]
+    Auth(String),
+    #[error("polling is failing: {0}")]
+    Polling(String),
+    #[error("no poll progress since {0}")]
+    Stalled(chrono::DateTime<Utc>),
+    #[error("no poll cycle has completed yet")]
+    NotYet,
+}
+
 /// Ready, or the reason why not (`/readyz` and the `cen_ready` gauge).
-async fn readiness(state: &AdminState) -> Result<(), String> {
+async fn readiness(state: &AdminState) -> Result<(), NotReady> {
     let now = Utc::now();
-    if let Err(e) = state.store.check_writable(now.timestamp_millis()).await {
-        return Err(format!("the state database does not take writes: {e}"));
-    }
+    state.store.check_writable(now.timestamp_millis()).await.map_err(NotReady::Store)?;
     let health = state.health.lock().expect("health lock").clone();
     if let Some(auth) = health.auth_problem {
-        return Err(format!("the API refuses our credentials: {auth}"));
+        return Err(NotReady::Auth(auth));
     }
     let window = chrono::TimeDelta::from_std(state.interval * 3).unwrap_or(chrono::TimeDelta::MAX);
     if health.last_progress.is_some_and(|t| now - t <= window) {
         return Ok(());
     }
     Err(match (health.problem, health.last_progress) {
-        (Some(problem), _) => format!("polling is failing: {problem}"),
-        (None, Some(t)) => format!("no poll progress since {t}"),
-        (None, None) => "no poll cycle has completed yet".into(),
+        (Some(problem), _) => NotReady::Polling(problem),
+        (None, Some(t)) => NotReady::Stalled(t),
+        (None, None) => NotReady::NotYet,
     })
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer};
 pub use crate::cen::SUBJECTS as CEN_SUBJECTS;
 pub use crate::logging::LogFormat;
 pub use crate::server::ListenerLimits;
+use crate::sinks::SecretError;
 pub use crate::sinks::SinkConfig;
 pub use crate::units::{Dur, Size, format_duration, parse_duration, parse_size};
 
@@ -44,6 +45,23 @@ pub enum ConfigError {
     Secret { key: String, path: PathBuf, source: std::io::Error },
     #[error("{key}: secret file {path} is empty")]
     EmptySecret { key: String, path: PathBuf },
+}
+
+/// Why the API client of `[api]` cannot be made. Exit status 2 for a command, a failed
+/// start for the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiClientError {
+    /// The consumer key, the signing key or its password.
+    #[error(transparent)]
+    Secrets(#[from] ConfigError),
+    #[error("api.ca_file: cannot read {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Client(crate::cen::client::ApiError),
 }
 
 /// The whole file.
@@ -85,7 +103,7 @@ pub struct Config {
 }
 
 /// `[api]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// Base URL, up to and without `/notifications`. Default: production,
@@ -119,7 +137,7 @@ pub struct ApiConfig {
 }
 
 /// `[poll]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollConfig {
     /// Time between cycles. Default `60s`.
@@ -172,7 +190,7 @@ impl<'de> Deserialize<'de> for FirstStart {
 }
 
 /// `[state]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Where the state lives: `sqlite` (default: one file on this machine) or `postgres`
@@ -276,7 +294,7 @@ pub enum VgsVerify {
 }
 
 /// `[admin]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9464` (loopback: the metrics
@@ -289,7 +307,7 @@ pub struct AdminConfig {
 }
 
 /// `[audit]` (SPEC 12)
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// When the daemon runs a repairing audit: a cron expression with seconds, in UTC
@@ -315,7 +333,7 @@ impl Default for AuditConfig {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` (default) or `json` (one object per line, for journald or a collector).
@@ -609,8 +627,8 @@ impl Config {
         if p.lookback.delta() >= crate::cen::RETENTION {
             return Err(invalid("poll.lookback", "must be shorter than the API's 7-day retention".into()));
         }
-        if let Err(message) = check_schedule(&self.audit.schedule) {
-            return Err(invalid("audit.schedule", message));
+        if let Err(e) = check_schedule(&self.audit.schedule) {
+            return Err(invalid("audit.schedule", e.to_string()));
         }
         if self.audit.range.0.is_zero() || self.audit.range.delta() > crate::cen::RETENTION {
             return Err(invalid("audit.range", "must be more than 0s and at most the API's 7-day retention".into()));
@@ -695,26 +713,34 @@ impl Config {
 
     /// Reads a secret file: its contents, trimmed; an empty one is an error.
     pub fn read_secret(&self, key: &str, p: &Path) -> Result<String, ConfigError> {
+        self.secret_file(key, p).map_err(|e| match e {
+            SecretError::Read { key, path, source } => ConfigError::Secret { key, path, source },
+            SecretError::Empty { key, path } => ConfigError::EmptySecret { key, path },
+        })
+    }
+
+    /// [`Config::read_secret`], with the error a sink entry reports.
+    fn secret_file(&self, key: &str, p: &Path) -> Result<String, SecretError> {
         let path = self.resolve(p);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Secret {
+        let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
             key: key.into(),
             path: path.clone(),
             source,
         })?;
         let text = text.trim();
         if text.is_empty() {
-            return Err(ConfigError::EmptySecret { key: key.into(), path });
+            return Err(SecretError::Empty { key: key.into(), path });
         }
         Ok(text.to_owned())
     }
 
     /// Builds the API client of `[api]` (loads the signing key).
-    pub fn api_client(&self) -> Result<crate::cen::client::Client, String> {
-        let secrets = self.load_secrets().map_err(|e| e.to_string())?;
+    pub fn api_client(&self) -> Result<crate::cen::client::Client, ApiClientError> {
+        let secrets = self.load_secrets()?;
         let extra_ca_pem = match &self.api.ca_file {
             Some(f) => {
                 let path = self.resolve(f);
-                Some(std::fs::read(&path).map_err(|e| format!("api.ca_file: cannot read {}: {e}", path.display()))?)
+                Some(std::fs::read(&path).map_err(|source| ApiClientError::CaFile { path, source })?)
             }
             None => None,
         };
@@ -728,7 +754,7 @@ impl Config {
                 push_status: self.api.push_status.clone(),
             },
         )
-        .map_err(|e| e.to_string())
+        .map_err(ApiClientError::Client)
     }
 
     /// Loads every key and secret the API section names.
@@ -794,16 +820,21 @@ impl From<&DeliveryConfig> for crate::sinks::dispatcher::DeliverySettings {
     }
 }
 
+/// `audit.schedule` is not a cron expression (the text as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a cron expression with seconds in UTC (sec min hour day-of-month month day-of-week, e.g. \"0 17 3 * * *\"); \"\" turns the scheduled audit off"
+)]
+pub struct ScheduleError(pub String);
+
 /// Checks `audit.schedule`: empty (off) or a cron expression with seconds.
-pub fn check_schedule(expr: &str) -> Result<(), String> {
+pub fn check_schedule(expr: &str) -> Result<(), ScheduleError> {
     if expr.trim().is_empty() {
         return Ok(());
     }
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).map(drop).map_err(|_| {
-        format!(
-            "{expr:?} is not a cron expression with seconds in UTC (sec min hour day-of-month month day-of-week, e.g. \"0 17 3 * * *\"); \"\" turns the scheduled audit off"
-        )
-    })
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+        .map(drop)
+        .map_err(|_| ScheduleError(expr.to_owned()))
 }
 
 /// The sinks read their files the way the rest of the configuration does.
@@ -812,8 +843,8 @@ impl crate::sinks::Files for Config {
         Config::resolve(self, path)
     }
 
-    fn read_secret(&self, key: &str, path: &Path) -> Result<String, String> {
-        Config::read_secret(self, key, path).map_err(|e| e.to_string())
+    fn read_secret(&self, key: &str, path: &Path) -> Result<String, SecretError> {
+        self.secret_file(key, path)
     }
 }
 

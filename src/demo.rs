@@ -8,7 +8,9 @@
 //! the summary shows what came by push, what pull recovered, and the duplicates dropped
 //! (`push.rs`).
 
+mod error;
 mod push;
+pub use error::DemoError;
 pub use push::PushPull;
 
 use std::io::IsTerminal;
@@ -56,21 +58,18 @@ pub struct Demo {
 
 /// Starts the simulator for `sim` (its OAuth check on, its push target set to the daemon's
 /// push endpoint) and the daemon, both in `dir`, until `shutdown`.
-pub async fn start(dir: &Path, mut sim: SimConfig, shutdown: CancellationToken) -> Result<Demo, String> {
+pub async fn start(dir: &Path, mut sim: SimConfig, shutdown: CancellationToken) -> Result<Demo, DemoError> {
     // A throwaway signing key: the simulator verifies every request's OAuth signature with
     // its public half, exactly as Mastercard's gateway would.
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate().map_err(DemoError::Key)?;
     let key_path = dir.join("demo-signing-key.pem");
-    std::fs::write(&key_path, key.private_key_pem())
-        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+    std::fs::write(&key_path, key.private_key_pem()).map_err(DemoError::write(&key_path))?;
     sim.public_key = Some(key.public_key_pkcs1());
     sim.consumer_key = Some("demo-consumer-key".into());
     // The simulator needs the push endpoint's address and the daemon the API's: bind the
     // API's port first, start the daemon, then serve the API (and push) on that port.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| format!("cannot bind a local port for the simulator: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(DemoError::Bind)?;
+    let addr = listener.local_addr().map_err(DemoError::LocalAddr)?;
     let pki = push::DemoPki::create(dir)?;
 
     let sink_path = dir.join("notifications.jsonl");
@@ -111,13 +110,13 @@ path = "notifications.jsonl"
         first = format_timestamp(Utc::now() - TimeDelta::minutes(31)),
         push = push::DemoPki::config_section(),
     );
-    std::fs::write(&config_path, config_text).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+    std::fs::write(&config_path, config_text).map_err(DemoError::write(&config_path))?;
+    let config = Config::load(&config_path)?;
 
-    let running = crate::service::start(&config, shutdown.clone()).await.map_err(|e| e.to_string())?;
-    let push_addr = running.push.as_ref().map(|p| p.addr).ok_or("the demo's daemon has no push endpoint")?;
+    let running = crate::service::start(&config, shutdown.clone()).await?;
+    let push_addr = running.push.as_ref().map(|p| p.addr).ok_or(DemoError::NoPush)?;
     sim.push = Some(pki.target(format!("https://{push_addr}/notifications")));
-    let sim = Simulator::try_new(sim).map_err(|e| e.to_string())?;
+    let sim = Simulator::try_new(sim)?;
     {
         let sim = sim.clone();
         tokio::spawn(async move { sim.serve(listener, shutdown).await });
@@ -127,24 +126,20 @@ path = "notifications.jsonl"
 
 impl Demo {
     /// Push and pull side by side, from the state database and the daemon's counters.
-    pub async fn push_pull(&self) -> Result<PushPull, String> {
-        let status = crate::status::collect(&self.config).await.map_err(|e| e.to_string())?;
+    pub async fn push_pull(&self) -> Result<PushPull, DemoError> {
+        let status = crate::status::collect(&self.config).await?;
         Ok(PushPull::collect(&status, &self.running, &self.sim))
     }
 }
 
 /// Runs the demo until Ctrl-C or `--duration`.
-pub async fn run(args: DemoArgs) -> Result<(), String> {
+pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let dir = match &args.dir {
         Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(|source| DemoError::CreateDir { path: d.clone(), source })?;
             d.clone()
         }
-        None => tempfile::Builder::new()
-            .prefix("cen-poller-demo-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?
-            .keep(),
+        None => tempfile::Builder::new().prefix("cen-poller-demo-").tempdir().map_err(DemoError::TempDir)?.keep(),
     };
     // No history: every notification is created while the daemon runs, so push has the
     // chance to deliver each, and what pull recovers is exactly what push dropped.
@@ -174,8 +169,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     // What a new user sees first with real credentials too: Mastercard generates
     // notifications only for subscriptions, and the simulator starts with one per subject.
     if matches!(shown, Ok(true)) {
-        let subscriptions =
-            config.api_client()?.list_subscriptions().await.map_err(|e| format!("GET /subscriptions: {e}"))?;
+        let subscriptions = config.api_client()?.list_subscriptions().await.map_err(DemoError::Subscriptions)?;
         shown = write_stdout(&format!(
             "subscriptions (cen-poller --config {} subscriptions list):\n{}\n",
             config_path.display(),
@@ -237,8 +231,8 @@ async fn summary(
     config: &Config,
     running: &crate::service::Running,
     sim: &simulate::Simulator,
-) -> Result<String, String> {
-    let status = crate::status::collect(config).await.map_err(|e| e.to_string())?;
+) -> Result<String, DemoError> {
+    let status = crate::status::collect(config).await?;
     let push_pull = PushPull::collect(&status, running, sim);
     let health = running.poller.health.lock().expect("health lock").clone();
     let stats = sim.stats();
@@ -293,8 +287,8 @@ async fn make_late_ones(
 }
 
 /// The audit's line of the summary: what was made late, what the audit recovered.
-async fn audit_summary(config: &Config, late: u64) -> Result<String, String> {
-    let status = crate::status::collect(config).await.map_err(|e| e.to_string())?;
+async fn audit_summary(config: &Config, late: u64) -> Result<String, DemoError> {
+    let status = crate::status::collect(config).await?;
     let recovered = status.last_24h.by_path.get("audit").copied().unwrap_or(0);
     let last = match &status.last_audit {
         Some(a) => format!("last audit {}: {}, {} requests", a.finished_at, a.outcome, a.requests),

@@ -18,12 +18,12 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `level` is `info`, `debug`, … or a filter directive;
 /// `RUST_LOG`, when set, wins (for a one-off debugging session).
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+pub fn init(format: LogFormat, level: &str) -> Result<(), LevelError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
         _ => EnvFilter::try_new(directive_for(level)),
     }
-    .map_err(|e| format!("log.level {level:?} is not a level or filter: {e}"))?;
+    .map_err(|source| LevelError { level: level.to_owned(), source })?;
     // Colour only for a person at a terminal: journald and log files would store the escape
     // sequences as text.
     let ansi = std::io::stderr().is_terminal();
@@ -35,6 +35,17 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     // A second init (tests, `demo` starting the daemon in-process) keeps the first.
     let _ = result;
     Ok(())
+}
+
+/// `log.level` (or `RUST_LOG`, which wins) is neither a level nor a filter directive;
+/// exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("log.level {level:?} is not a level or filter: {source}")]
+pub struct LevelError {
+    /// `log.level` as written.
+    pub level: String,
+    #[source]
+    pub source: tracing_subscriber::filter::ParseError,
 }
 
 /// A plain level applies to cen-poller's own logs; libraries (HTTP, TLS, SQL) stay at

@@ -52,10 +52,19 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// Why a duration or a size as written cannot be read. The message shows the text and how
+/// to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid duration {0:?}: write a number and a unit (ms, s, m, h, d), e.g. \"30s\", \"15m\", \"7d\"")]
+    Duration(String),
+    #[error("invalid size {0:?}: write a number and a unit (B, KiB, MiB, GiB), e.g. \"10MiB\"")]
+    Size(String),
+}
+
 /// Parses `30s`, `15m`, `1h30m`, `7d`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err =
-        || format!("invalid duration {s:?}: write a number and a unit (ms, s, m, h, d), e.g. \"30s\", \"15m\", \"7d\"");
+pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
+    let err = || ParseError::Duration(s.to_owned());
     let s = s.trim();
     if s.is_empty() {
         return Err(err());
@@ -97,8 +106,8 @@ impl<'de> Deserialize<'de> for Dur {
 pub struct Size(pub u64);
 
 /// Parses `10MiB`, `64KiB`, `1GiB`, `1MB`, `100B`, `4096`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let err = || format!("invalid size {s:?}: write a number and a unit (B, KiB, MiB, GiB), e.g. \"10MiB\"");
+pub fn parse_size(s: &str) -> Result<u64, ParseError> {
+    let err = || ParseError::Size(s.to_owned());
     let s = s.trim();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let n: u64 = s[..digits].parse().map_err(|_| err())?;

@@ -33,15 +33,41 @@ pub enum KeyError {
     #[error("{path}: the keystore holds no private key")]
     NoKey { path: PathBuf },
     #[error(
-        "{path}: not a PKCS#12 keystore nor a PEM key ({detail}); use the .p12 file Mastercard's portal gave you, or a PEM 'PRIVATE KEY' / 'RSA PRIVATE KEY'"
+        "{path}: not a PKCS#12 keystore nor a PEM key ({source}); use the .p12 file Mastercard's portal gave you, or a PEM 'PRIVATE KEY' / 'RSA PRIVATE KEY'"
     )]
-    Format { path: PathBuf, detail: String },
-    #[error("{path}: the key is not a usable RSA key ({detail}); Mastercard signing keys are RSA, 2048 bits or more")]
-    NotRsa { path: PathBuf, detail: String },
+    Format { path: PathBuf, source: p12_keystore::error::Error },
+    #[error(
+        "{path}: not a PKCS#12 keystore nor a PEM key ({source}); use the .p12 file Mastercard's portal gave you, or a PEM 'PRIVATE KEY' / 'RSA PRIVATE KEY'"
+    )]
+    Pem { path: PathBuf, source: PemError },
+    #[error("{path}: the key is not a usable RSA key ({source}); Mastercard signing keys are RSA, 2048 bits or more")]
+    NotRsa { path: PathBuf, source: aws_lc_rs::error::KeyRejected },
     #[error("{path}: a PKCS#12 keystore needs a password (set api.signing_key_password_file)")]
     NeedsPassword { path: PathBuf },
-    #[error("{path}: no certificate or public key found ({detail})")]
-    NoPublicKey { path: PathBuf, detail: String },
+    #[error("{path}: no certificate or public key found ({source})")]
+    NoPublicKey { path: PathBuf, source: PublicKeyError },
+}
+
+/// Why PEM text is not a usable signing key ([`SigningKey::from_pem`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("the PEM key is encrypted; decrypt it with `openssl pkey -in KEY -out KEY.pem`")]
+    Encrypted,
+    #[error("no PEM private key: {0}")]
+    NoKey(#[source] rustls_pki_types::pem::Error),
+    #[error("an EC key; Mastercard signing keys are RSA")]
+    NotRsaAlgorithm,
+    #[error("not an RSA key: {0}")]
+    NotRsa(#[source] aws_lc_rs::error::KeyRejected),
+}
+
+/// Why bytes hold no public key ([`public_key_from_bytes`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PublicKeyError {
+    #[error("{0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    #[error("{0}")]
+    Der(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
 }
 
 /// An RSA private key that signs with RSASSA-PKCS1-v1_5 and SHA-256.
@@ -61,7 +87,7 @@ impl SigningKey {
     pub fn load(path: &Path, password: Option<&str>, alias: Option<&str>) -> Result<Self, KeyError> {
         let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.into(), source })?;
         if looks_like_pem(&bytes) {
-            Self::from_pem(&bytes).map_err(|detail| KeyError::Format { path: path.into(), detail })
+            Self::from_pem(&bytes).map_err(|source| KeyError::Pem { path: path.into(), source })
         } else {
             let password = password.ok_or_else(|| KeyError::NeedsPassword { path: path.into() })?;
             Self::from_pkcs12(&bytes, password, alias, path)
@@ -69,17 +95,17 @@ impl SigningKey {
     }
 
     /// A PEM `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1).
-    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, PemError> {
         if pem.windows(9).any(|w| w == b"ENCRYPTED") {
-            return Err("the PEM key is encrypted; decrypt it with `openssl pkey -in KEY -out KEY.pem`".into());
+            return Err(PemError::Encrypted);
         }
-        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no PEM private key: {e}"))?;
+        let der = PrivateKeyDer::from_pem_slice(pem).map_err(PemError::NoKey)?;
         let pair = match &der {
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err("an EC key; Mastercard signing keys are RSA".into()),
+            _ => return Err(PemError::NotRsaAlgorithm),
         }
-        .map_err(|e| format!("not an RSA key: {e}"))?;
+        .map_err(PemError::NotRsa)?;
         Ok(SigningKey { pair })
     }
 
@@ -87,7 +113,7 @@ impl SigningKey {
     pub fn from_pkcs12(data: &[u8], password: &str, alias: Option<&str>, path: &Path) -> Result<Self, KeyError> {
         let store = KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| match e {
             p12_keystore::error::Error::MacError(_) => KeyError::WrongPassword { path: path.into() },
-            other => KeyError::Format { path: path.into(), detail: other.to_string() },
+            source => KeyError::Format { path: path.into(), source },
         })?;
         let keys: Vec<(&String, &p12_keystore::PrivateKeyChain)> = store
             .entries()
@@ -110,13 +136,13 @@ impl SigningKey {
             },
         };
         let pair = RsaKeyPair::from_pkcs8(chain.key().as_der())
-            .map_err(|e| KeyError::NotRsa { path: path.into(), detail: e.to_string() })?;
+            .map_err(|source| KeyError::NotRsa { path: path.into(), source })?;
         Ok(SigningKey { pair })
     }
 
     /// A fresh 2048-bit key (for `demo` and tests).
-    pub fn generate() -> Result<Self, String> {
-        RsaKeyPair::generate(KeySize::Rsa2048).map(|pair| SigningKey { pair }).map_err(|e| e.to_string())
+    pub fn generate() -> Result<Self, aws_lc_rs::error::Unspecified> {
+        RsaKeyPair::generate(KeySize::Rsa2048).map(|pair| SigningKey { pair })
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
@@ -166,22 +192,22 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 /// `PUBLIC KEY`. Returns DER `RSAPublicKey` (PKCS#1).
 pub fn load_public_key(path: &Path) -> Result<Vec<u8>, KeyError> {
     let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.into(), source })?;
-    public_key_from_bytes(&bytes).map_err(|detail| KeyError::NoPublicKey { path: path.into(), detail })
+    public_key_from_bytes(&bytes).map_err(|source| KeyError::NoPublicKey { path: path.into(), source })
 }
 
 /// As [`load_public_key`], from bytes.
-pub fn public_key_from_bytes(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub fn public_key_from_bytes(bytes: &[u8]) -> Result<Vec<u8>, PublicKeyError> {
     use x509_parser::prelude::FromDer;
-    let spki_of_cert = |der: &[u8]| -> Result<Vec<u8>, String> {
-        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let spki_of_cert = |der: &[u8]| -> Result<Vec<u8>, PublicKeyError> {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).map_err(PublicKeyError::Der)?;
         Ok(cert.public_key().subject_public_key.data.to_vec())
     };
     if looks_like_pem(bytes) {
         if let Ok(cert) = CertificateDer::from_pem_slice(bytes) {
             return spki_of_cert(&cert);
         }
-        let spki = SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(|e| e.to_string())?;
-        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| e.to_string())?;
+        let spki = SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(PublicKeyError::Pem)?;
+        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).map_err(PublicKeyError::Der)?;
         Ok(info.subject_public_key.data.to_vec())
     } else {
         spki_of_cert(bytes)

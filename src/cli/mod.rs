@@ -158,6 +158,16 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Exit status 2 with `e`'s message: the command line or the configuration is wrong.
+    pub fn usage(e: impl std::fmt::Display) -> Self {
+        CliError::Usage(e.to_string())
+    }
+
+    /// Exit status 1 with `e`'s message: the command failed while running.
+    pub fn runtime(e: impl std::fmt::Display) -> Self {
+        CliError::Runtime(e.to_string())
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Config(_) | CliError::Usage(_) => ExitCode::from(2),
@@ -180,7 +190,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// [`write_stdout`] for a command's report.
 fn emit(text: &str) -> Result<(), CliError> {
-    write_stdout(text).map(drop).map_err(CliError::Runtime)
+    write_stdout(text).map(drop).map_err(CliError::runtime)
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
@@ -221,7 +231,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
 /// Loads the configuration and starts logging as it says.
 fn load_and_log(path: &Path) -> Result<Config, CliError> {
     let config = Config::load(path)?;
-    crate::logging::init(config.log.format, &config.log.level).map_err(CliError::Usage)?;
+    crate::logging::init(config.log.format, &config.log.level).map_err(CliError::usage)?;
     Ok(config)
 }
 
@@ -251,8 +261,8 @@ fn backfill(path: &Path, range_text: &str) -> Result<ExitCode, CliError> {
     let config = load_and_log(path)?;
     config.load_secrets()?;
     let now = chrono::Utc::now();
-    let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
-    check_retention(&range, now).map_err(CliError::Usage)?;
+    let range = parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::usage)?;
+    check_retention(&range, now).map_err(CliError::usage)?;
     let report = runtime()?
         .block_on(crate::service::run_backfill(&config, range))
         .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -271,10 +281,10 @@ fn audit(path: &Path, range_text: Option<&str>, repair: bool, json: bool) -> Res
     let now = chrono::Utc::now();
     let settle = config.poll.settle.delta();
     let range = match range_text {
-        Some(text) => parse_range(text, now, settle).map_err(CliError::Usage)?,
+        Some(text) => parse_range(text, now, settle).map_err(CliError::usage)?,
         None => Range { from: now - config.audit.range.delta(), to: now - settle },
     };
-    check_retention(&range, now).map_err(CliError::Usage)?;
+    check_retention(&range, now).map_err(CliError::usage)?;
     let report = runtime()?
         .block_on(crate::service::run_audit(&config, range, repair))
         .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -345,8 +355,8 @@ fn replay(path: &Path, range_text: &str, sink: Option<&str>) -> Result<ExitCode,
     let now = chrono::Utc::now();
     // The API's retention does not apply: the notifications are replayed from the local
     // store (state.keep bounds what is there; the report says so).
-    let range =
-        crate::poll::range::parse_range(range_text, now, config.poll.settle.delta()).map_err(CliError::Usage)?;
+    let range = crate::poll::range::parse_range(range_text, now, config.poll.settle.delta())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     ops::check_sink(&config, sink)?;
     let report = runtime()?.block_on(async {
         let store = ops::open_store(&config).await?;
@@ -361,7 +371,7 @@ fn check_config(path: &Path) -> Result<ExitCode, CliError> {
     config.load_secrets()?;
     config.check_files()?;
     // Exit 2 like the other configuration errors: the sink's settings are wrong.
-    crate::sinks::check(&config.sinks, &config).map_err(CliError::Usage)?;
+    crate::sinks::check(&config.sinks, &config).map_err(CliError::usage)?;
     emit(&format!(
         "{}: OK ({} sink{}, push {}, vgs {})\n",
         path.display(),
@@ -400,7 +410,7 @@ fn sign(path: &Path, args: &SignArgs) -> Result<ExitCode, CliError> {
 }
 
 fn simulate(args: crate::simulate::SimulateArgs) -> Result<ExitCode, CliError> {
-    crate::logging::init(crate::config::LogFormat::Text, "info").map_err(CliError::Usage)?;
+    crate::logging::init(crate::config::LogFormat::Text, "info").map_err(CliError::usage)?;
     runtime()?
         .block_on(async {
             let shutdown = tokio_util::sync::CancellationToken::new();
@@ -412,7 +422,7 @@ fn simulate(args: crate::simulate::SimulateArgs) -> Result<ExitCode, CliError> {
 }
 
 fn demo(args: crate::demo::DemoArgs) -> Result<ExitCode, CliError> {
-    crate::logging::init(crate::config::LogFormat::Text, "warn").map_err(CliError::Usage)?;
-    runtime()?.block_on(crate::demo::run(args)).map_err(CliError::Runtime)?;
+    crate::logging::init(crate::config::LogFormat::Text, "warn").map_err(CliError::usage)?;
+    runtime()?.block_on(crate::demo::run(args)).map_err(CliError::runtime)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -72,7 +72,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn emit(text: &str) -> Result<(), CliError> {
-    write_stdout(text).map(drop).map_err(CliError::Runtime)
+    write_stdout(text).map(drop).map_err(CliError::runtime)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -84,7 +84,7 @@ fn api(what: &str) -> impl FnOnce(ApiError) -> CliError + '_ {
 }
 
 fn client(config: &Config) -> Result<Client, CliError> {
-    config.api_client().map_err(CliError::Usage)
+    config.api_client().map_err(CliError::usage)
 }
 
 /// `cen-poller subscriptions ACTION`.
@@ -175,7 +175,7 @@ async fn changes(config: &Config, client: &Client, prune: bool) -> Result<Vec<Ch
         )));
     }
     let mappings = client.field_mappings().await.map_err(api("GET /fieldmappings"))?;
-    plan::check_fields(&config.subscriptions, &mappings).map_err(CliError::Usage)?;
+    plan::check_fields(&config.subscriptions, &mappings).map_err(CliError::usage)?;
     let actual = client.list_subscriptions().await.map_err(api("GET /subscriptions"))?;
     Ok(plan::plan(&config.subscriptions, &actual, prune))
 }

@@ -13,6 +13,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
+use super::DemoError;
 use crate::metrics::ViaLabels;
 use crate::simulate::{PushTarget, Simulator};
 use crate::store::SOURCE_CEN;
@@ -37,23 +38,22 @@ pub struct DemoPki {
 impl DemoPki {
     /// Makes the certificates and writes the daemon's files (`push-ca.pem`,
     /// `push-server.pem`, `push-server-key.pem`) into `dir`.
-    pub fn create(dir: &Path) -> Result<DemoPki, String> {
-        let err = |e: rcgen::Error| format!("cannot make the demo's certificates: {e}");
-        let ca_key = KeyPair::generate().map_err(err)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    pub fn create(dir: &Path) -> Result<DemoPki, DemoError> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, "cen-poller demo CA");
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        let ca_cert = ca_params.self_signed(&ca_key)?;
         let ca_pem = ca_cert.pem();
         let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>, cn: &str, purpose| -> Result<(String, String), String> {
-            let key = KeyPair::generate().map_err(err)?;
-            let mut params = CertificateParams::new(names).map_err(err)?;
+        let leaf = |names: Vec<String>, cn: &str, purpose| -> Result<(String, String), rcgen::Error> {
+            let key = KeyPair::generate()?;
+            let mut params = CertificateParams::new(names)?;
             params.distinguished_name.push(DnType::CommonName, cn);
             params.extended_key_usages = vec![purpose];
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-            let cert = params.signed_by(&key, &issuer).map_err(err)?;
+            let cert = params.signed_by(&key, &issuer)?;
             Ok((cert.pem(), key.serialize_pem()))
         };
         let (server_pem, server_key) =
@@ -63,7 +63,7 @@ impl DemoPki {
             [("push-ca.pem", &ca_pem), ("push-server.pem", &server_pem), ("push-server-key.pem", &server_key)]
         {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::write(&path, text).map_err(DemoError::write(&path))?;
         }
         Ok(DemoPki { ca_pem, client_cert_pem, client_key_pem })
     }

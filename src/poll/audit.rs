@@ -464,7 +464,7 @@ mod tests {
             assert!(crate::config::check_schedule(good).is_ok(), "{good}");
         }
         for bad in ["17 3 * * *", "daily", "0 61 3 * * *", "0 17 3 * * * * *"] {
-            let e = crate::config::check_schedule(bad).unwrap_err();
+            let e = crate::config::check_schedule(bad).unwrap_err().to_string();
             assert!(e.contains("cron expression with seconds"), "{bad}: {e}");
         }
     }

@@ -20,41 +20,54 @@ impl std::fmt::Display for Range {
     }
 }
 
+/// Why a `RANGE` argument cannot be used (exit status 2). The message shows the text and
+/// how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("{0:?} is not an RFC 3339 time like 2026-11-20T00:00:00Z")]
+    Time(String),
+    #[error("{0:?} is not a range: write FROM..TO, FROM.. (RFC 3339 UTC times) or a duration like 24h")]
+    Syntax(String),
+    #[error("{0:?} is too long")]
+    TooLong(String),
+    #[error("range {0} is empty: its end must be after its start")]
+    Empty(Range),
+    /// SPEC 4: the API keeps notifications for [`RETENTION`].
+    #[error(
+        "range {range} reaches back to {}, beyond the API's 7-day retention (nothing created before {} can be fetched); start at {} or later",
+        format_timestamp(range.from),
+        format_timestamp(*oldest),
+        format_timestamp(*oldest + TimeDelta::minutes(1))
+    )]
+    BeyondRetention { range: Range, oldest: DateTime<Utc> },
+}
+
 /// Parses `text` at `now`; an open end is `now - settle`.
-pub fn parse_range(text: &str, now: DateTime<Utc>, settle: TimeDelta) -> Result<Range, String> {
+pub fn parse_range(text: &str, now: DateTime<Utc>, settle: TimeDelta) -> Result<Range, RangeError> {
     let text = text.trim();
     let open_end = now - settle;
     let range = if let Some((from, to)) = text.split_once("..") {
-        let time = |s: &str| {
-            parse_timestamp(s.trim()).ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-11-20T00:00:00Z"))
-        };
+        let time = |s: &str| parse_timestamp(s.trim()).ok_or_else(|| RangeError::Time(s.to_owned()));
         let from = time(from)?;
         let to = if to.trim().is_empty() { open_end } else { time(to)? };
         Range { from, to }
     } else {
-        let d = parse_duration(text).map_err(|_| {
-            format!("{text:?} is not a range: write FROM..TO, FROM.. (RFC 3339 UTC times) or a duration like 24h")
-        })?;
-        let d = TimeDelta::from_std(d).map_err(|_| format!("{text:?} is too long"))?;
+        let d = parse_duration(text).map_err(|_| RangeError::Syntax(text.to_owned()))?;
+        let d = TimeDelta::from_std(d).map_err(|_| RangeError::TooLong(text.to_owned()))?;
         // "The last 7d" starts 7 days before now, so `7d` is the whole retention.
         Range { from: now - d, to: open_end }
     };
     if range.to <= range.from {
-        return Err(format!("range {range} is empty: its end must be after its start"));
+        return Err(RangeError::Empty(range));
     }
     Ok(range)
 }
 
 /// Refuses a range the API cannot serve any more (SPEC 4).
-pub fn check_retention(range: &Range, now: DateTime<Utc>) -> Result<(), String> {
+pub fn check_retention(range: &Range, now: DateTime<Utc>) -> Result<(), RangeError> {
     let oldest = now - RETENTION;
     if range.from < oldest {
-        return Err(format!(
-            "range {range} reaches back to {}, beyond the API's 7-day retention (nothing created before {} can be fetched); start at {} or later",
-            format_timestamp(range.from),
-            format_timestamp(oldest),
-            format_timestamp(oldest + TimeDelta::minutes(1)),
-        ));
+        return Err(RangeError::BeyondRetention { range: *range, oldest });
     }
     Ok(())
 }
@@ -85,7 +98,7 @@ mod tests {
     fn retention_is_enforced() {
         let settle = TimeDelta::seconds(60);
         let old = parse_range("8d", now(), settle).unwrap();
-        let e = check_retention(&old, now()).unwrap_err();
+        let e = check_retention(&old, now()).unwrap_err().to_string();
         assert!(e.contains("7-day retention"), "{e}");
         assert!(check_retention(&parse_range("6d", now(), settle).unwrap(), now()).is_ok());
         assert!(check_retention(&parse_range("7d", now(), settle).unwrap(), now()).is_ok(), "the whole retention");

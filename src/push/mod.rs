@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cen::notification::{Notification, parse_push_body};
 use crate::config::{Config, PushConfig};
-use crate::server::{self, BodyLimit, ClientIdentity, Limits, SharedTls, error_response as error};
+use crate::server::{self, BodyLimit, ClientIdentity, Limits, ListenerError, SharedTls, error_response as error};
 use crate::store::{StoreHandle, Via};
 
 /// The most notifications one group commit takes.
@@ -47,13 +47,15 @@ struct PushState {
 /// One request's notifications waiting to be committed.
 struct Job {
     items: Vec<Notification>,
-    reply: oneshot::Sender<Result<(usize, usize), String>>,
+    /// New and duplicate counts, or the store's error, shared by every request of the
+    /// group that failed to commit.
+    reply: oneshot::Sender<Result<(usize, usize), Arc<crate::store::StoreError>>>,
 }
 
 /// Loads the TLS configuration of `[push]`: server certificate and key, client CA.
-fn tls(config: &Config, push: &PushConfig) -> Result<Arc<rustls::ServerConfig>, String> {
+fn tls(config: &Config, push: &PushConfig) -> Result<Arc<rustls::ServerConfig>, ListenerError> {
     server::tls_config(&config.resolve(&push.cert), &config.resolve(&push.key), Some(&config.resolve(&push.client_ca)))
-        .map_err(|e| format!("[push]: {e}"))
+        .map_err(|source| ListenerError::Tls { section: "push", source: Box::new(source) })
 }
 
 impl PushEndpoint {
@@ -62,8 +64,8 @@ impl PushEndpoint {
         config: &Config,
         store: StoreHandle,
         shutdown: CancellationToken,
-    ) -> Result<(PushEndpoint, tokio::task::JoinHandle<()>), String> {
-        let push = config.push.as_ref().ok_or("no [push] section")?;
+    ) -> Result<(PushEndpoint, tokio::task::JoinHandle<()>), ListenerError> {
+        let push = config.push.as_ref().ok_or(ListenerError::NoSection("push"))?;
         let tls: SharedTls = Arc::new(RwLock::new(tls(config, push)?));
         let allowed = Arc::new(RwLock::new(push.allowed_client_names.clone()));
         if push.allowed_client_names.is_empty() {
@@ -84,7 +86,7 @@ impl PushEndpoint {
             .layer(axum::middleware::from_fn_with_state(answers, server::count_status))
             .with_state(state);
         let listener = server::bind(push.listen, "push.listen").await?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|source| ListenerError::LocalAddr { key: "push.listen", source })?;
         let serving = tokio::spawn({
             let tls = tls.clone();
             async move {
@@ -100,8 +102,8 @@ impl PushEndpoint {
 
     /// SIGHUP: new certificate, key, client CA and allowed names for new connections. On
     /// error the old ones stay.
-    pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let push = config.push.as_ref().ok_or("the new configuration has no [push] section; restart to remove it")?;
+    pub fn reload(&self, config: &Config) -> Result<(), ListenerError> {
+        let push = config.push.as_ref().ok_or(ListenerError::Removed("push"))?;
         let new = tls(config, push)?;
         *self.tls.write().expect("tls lock") = new;
         *self.allowed.write().expect("allowed lock") = push.allowed_client_names.clone();
@@ -193,8 +195,9 @@ async fn committer(store: StoreHandle, mut queue: mpsc::Receiver<Job>) {
                 }
             }
             Err(e) => {
+                let e = Arc::new(e);
                 for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

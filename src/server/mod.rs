@@ -13,6 +13,9 @@
 //!   connections while open ones go on.
 
 mod connections;
+mod error;
+
+pub use error::{ListenerError, TlsError};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -232,39 +235,41 @@ pub fn name_allowed(names: &[String], allowed: &[String]) -> bool {
 
 /// Builds a TLS 1.2/1.3 server configuration from PEM files; with `client_ca`, a client
 /// certificate chaining to it is required. Errors name the file.
-pub fn tls_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+pub fn tls_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.to_owned(), source });
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+        .map_err(|source| TlsError::Chain { path: cert.to_owned(), source })?;
     if chain.is_empty() {
-        return Err(format!("{}: no certificate in the file", cert.display()));
+        return Err(TlsError::NoCertificate(cert.to_owned()));
     }
-    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
-        .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
+    let key_der =
+        PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|source| TlsError::Key { path: key.to_owned(), source })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?;
+        .map_err(TlsError::Protocols)?;
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(&read(ca)?) {
-                let c = c.map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
-                roots.add(c).map_err(|e| format!("{}: unusable CA certificate: {e}", ca.display()))?;
+                let c = c.map_err(|source| TlsError::CaPem { path: ca.to_owned(), source })?;
+                roots.add(c).map_err(|source| TlsError::CaUnusable { path: ca.to_owned(), source })?;
             }
             if roots.is_empty() {
-                return Err(format!("{}: no CA certificate in the file", ca.display()));
+                return Err(TlsError::NoCa(ca.to_owned()));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .map_err(|e| format!("{}: {e}", ca.display()))?;
+                .map_err(|source| TlsError::Verifier { path: ca.to_owned(), source })?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, key_der).map_err(|e| {
-        format!("{} and {} do not make a usable certificate and key: {e}", cert.display(), key.display())
+    let mut config = builder.with_single_cert(chain, key_der).map_err(|source| TlsError::Pair {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        source,
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -440,8 +445,8 @@ async fn connection(
 }
 
 /// Binds `listen`, naming the config key in the error.
-pub async fn bind(listen: SocketAddr, key: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(listen).await.map_err(|e| format!("{key} {listen}: cannot listen: {e}"))
+pub async fn bind(listen: SocketAddr, key: &str) -> Result<TcpListener, ListenerError> {
+    TcpListener::bind(listen).await.map_err(|source| ListenerError::Bind { key: key.to_owned(), listen, source })
 }
 
 #[cfg(test)]

@@ -40,17 +40,17 @@ pub fn routes(config: &Config) -> Vec<Route> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `[api]`: the signing key or the HTTP client could not be made.
-    #[error("{0}")]
-    Api(String),
+    #[error(transparent)]
+    Api(#[from] crate::config::ApiClientError),
     /// The state database could not be opened or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A `[[sinks]]` entry could not be built (the message names the sink).
-    #[error("{0}")]
-    Sinks(String),
+    #[error(transparent)]
+    Sinks(#[from] sinks::BuildError),
     /// A listener (push, VGS, admin) could not start (the message names its key).
-    #[error("{0}")]
-    Listener(String),
+    #[error(transparent)]
+    Listener(crate::server::ListenerError),
     /// `state.url_file` could not be read.
     #[error("cannot read state.url_file {}: {source}; it must hold the PostgreSQL connection string", path.display())]
     StateUrl {
@@ -68,6 +68,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why a SIGHUP left the daemon on the configuration it had (logged and counted): the
+/// file's problem (key and line), the sink that cannot be built, or the listener whose new
+/// certificates or secrets cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Sink(#[from] sinks::BuildError),
+    #[error(transparent)]
+    Listener(#[from] crate::server::ListenerError),
 }
 
 /// Where `[state]` says the state lives. Reads `state.url_file`.
@@ -313,7 +326,7 @@ impl Running {
         crate::systemd::reloading();
         let metrics = self.store.metrics();
         let outcome = |o: &str| crate::metrics::OutcomeLabels { outcome: o.into() };
-        let result = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+        let result = Config::load(path).map_err(ReloadError::from).and_then(|config| {
             let plan = self.plan(&config)?;
             if let Some(push) = &self.push {
                 push.reload(&config)?;
@@ -361,7 +374,7 @@ impl Running {
     }
 
     /// Builds the sinks of `config` that are new or changed; fails without side effects.
-    fn plan(&self, config: &Config) -> Result<Vec<Planned>, String> {
+    fn plan(&self, config: &Config) -> Result<Vec<Planned>, sinks::BuildError> {
         let set = lock(&self.sinks);
         config
             .sinks
@@ -433,25 +446,28 @@ impl Running {
 
     /// Sections a SIGHUP does not apply: say so rather than ignore them silently.
     fn warn_unreloaded(&self, new: &Config) {
-        let old = lock(&self.config);
-        let mut sections = Vec::new();
-        for (name, a, b) in [
-            ("api", format!("{:?}", old.api), format!("{:?}", new.api)),
-            ("poll", format!("{:?}", old.poll), format!("{:?}", new.poll)),
-            ("state", format!("{:?}", old.state), format!("{:?}", new.state)),
-            ("admin", format!("{:?}", old.admin), format!("{:?}", new.admin)),
-            ("log", format!("{:?}", old.log), format!("{:?}", new.log)),
-            ("subscriptions", format!("{:?}", old.subscriptions), format!("{:?}", new.subscriptions)),
-            ("audit", format!("{:?}", old.audit), format!("{:?}", new.audit)),
-        ] {
-            if a != b {
-                sections.push(name);
-            }
-        }
+        let sections = unreloaded_sections(&lock(&self.config), new);
         if !sections.is_empty() {
             tracing::warn!(sections = %sections.join(","), "SIGHUP: these sections changed and take effect only after a restart");
         }
     }
+}
+
+/// The sections that differ between `old` and `new` (compared as values) and that a SIGHUP
+/// does not apply.
+fn unreloaded_sections(old: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("api", old.api != new.api),
+        ("poll", old.poll != new.poll),
+        ("state", old.state != new.state),
+        ("admin", old.admin != new.admin),
+        ("log", old.log != new.log),
+        ("subscriptions", old.subscriptions != new.subscriptions),
+        ("audit", old.audit != new.audit),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// Locks a mutex, taking over a poisoned one (a panicking holder left nothing half-done
@@ -462,7 +478,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Starts the poller, the dispatchers and the maintenance task of `config`.
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let client = config.api_client().map_err(Error::Api)?;
+    let client = config.api_client()?;
     let store = open_store(config).await?;
     let instance = instance_name(config);
     release_dead_owners(&store, &instance).await?;
@@ -471,8 +487,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Runni
     let owner = owner_id(&instance);
     let settings = DeliverySettings::from(&config.delivery);
     let mut running_sinks = Vec::new();
-    for (sink, sink_config) in sinks::build(&config.sinks, config).map_err(Error::Sinks)?.into_iter().zip(&config.sinks)
-    {
+    for (sink, sink_config) in sinks::build(&config.sinks, config)?.into_iter().zip(&config.sinks) {
         let stop = shutdown.child_token();
         let (active, handle) = spawn_sink(&store, sink, &owner, settings.clone(), stop.clone(), None, &liveness);
         running_sinks.push(SinkTask { fingerprint: fingerprint(sink_config, config), active, stop, handle });
@@ -563,7 +578,7 @@ pub fn start_dispatchers(
     let owner = process_owner(config);
     let settings = DeliverySettings::from(&config.delivery);
     let mut out = Vec::new();
-    for sink in sinks::build(&config.sinks, config).map_err(Error::Sinks)? {
+    for sink in sinks::build(&config.sinks, config)? {
         let counters = Arc::new(store.metrics().sink(sink.name()));
         let dispatcher = Dispatcher {
             store: store.clone(),
@@ -709,7 +724,7 @@ pub async fn handle_signals(shutdown: CancellationToken, on_hup: impl Fn()) {
 
 /// The scanner of a one-shot command (backfill) with the daemon's settings.
 pub fn scanner(config: &Config, store: StoreHandle) -> Result<Scanner, Error> {
-    let poller = Poller::new(config.api_client().map_err(Error::Api)?, store, PollSettings::from_config(config));
+    let poller = Poller::new(config.api_client()?, store, PollSettings::from_config(config));
     Ok(poller.scanner)
 }
 
@@ -818,5 +833,29 @@ async fn drain(store: &StoreHandle, sinks: &[ActiveSink], interrupt: &Cancellati
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("/etc/cen-poller/config.toml")).unwrap()
+    }
+
+    /// Values, not their printed form: a file written differently but meaning the same is
+    /// no change, and a changed value in any restart-only section is reported by name.
+    #[test]
+    fn restart_only_sections_are_compared_as_values() {
+        let old = parse("[api]\nconsumer_key = \"ck\"\nsigning_key = \"key.pem\"\n");
+        let same = parse(
+            "[api]\nsigning_key = \"key.pem\"\nconsumer_key = \"ck\"\ntimeout = \"30s\"\n[poll]\ninterval = \"1m\"\n",
+        );
+        assert!(unreloaded_sections(&old, &same).is_empty());
+        let changed = parse(
+            "[api]\nconsumer_key = \"ck\"\nsigning_key = \"key.pem\"\n[poll]\ninterval = \"30s\"\n[audit]\nschedule = \"\"\n",
+        );
+        assert_eq!(unreloaded_sections(&old, &changed), ["poll", "audit"]);
     }
 }

@@ -138,7 +138,7 @@ pub fn status_section(config: &Config) -> StatusSection {
     quick.api.timeout = crate::units::Dur(config.api.timeout.0.min(Duration::from_secs(10)));
     let client = match quick.api_client() {
         Ok(c) => c,
-        Err(e) => return failed(e),
+        Err(e) => return failed(e.to_string()),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,

@@ -52,7 +52,7 @@ impl Default for FaultRates {
 
 impl FaultRates {
     /// Checks that every probability is in `[0, 1]` and the error status is a 5xx.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultError> {
         for (name, p) in [
             ("error rate", self.error_rate),
             ("rate-limit rate", self.rate_limit_rate),
@@ -61,14 +61,23 @@ impl FaultRates {
             ("churn", self.churn),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("{name} must be between 0 and 1, got {p}"));
+                return Err(FaultError::Rate { name, value: p });
             }
         }
         if !(500..=599).contains(&self.error_status) {
-            return Err(format!("error status must be a 5xx, got {}", self.error_status));
+            return Err(FaultError::Status(self.error_status));
         }
         Ok(())
     }
+}
+
+/// A fault setting out of range (`simulate`'s options).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    #[error("{name} must be between 0 and 1, got {value}")]
+    Rate { name: &'static str, value: f64 },
+    #[error("error status must be a 5xx, got {0}")]
+    Status(u16),
 }
 
 /// The fault decided for one request.

@@ -36,9 +36,18 @@ pub fn error_body(source: &str, reason: &str, description: &str, recoverable: bo
     }]}})
 }
 
+/// A query component that does not decode (the component as sent).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("invalid percent-encoding in {0:?}")]
+    Percent(String),
+    #[error("{0:?} does not decode to UTF-8")]
+    Utf8(String),
+}
+
 /// Decodes a query component: `%XX` and `+` (a space, as form decoding does). Invalid
 /// escapes and invalid UTF-8 are errors, not guesses.
-pub(crate) fn decode_component(s: &str) -> Result<String, String> {
+pub(crate) fn decode_component(s: &str) -> Result<String, DecodeError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -49,7 +58,7 @@ pub(crate) fn decode_component(s: &str) -> Result<String, String> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("invalid percent-encoding in {s:?}"))?;
+                    .ok_or_else(|| DecodeError::Percent(s.to_owned()))?;
                 out.push(hex);
                 i += 3;
             }
@@ -63,5 +72,5 @@ pub(crate) fn decode_component(s: &str) -> Result<String, String> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| format!("{s:?} does not decode to UTF-8"))
+    String::from_utf8(out).map_err(|_| DecodeError::Utf8(s.to_owned()))
 }

@@ -60,6 +60,8 @@ use generate::{Stream, ms_to_datetime};
 pub enum SimError {
     #[error("invalid simulator configuration: {0}")]
     Config(String),
+    #[error("invalid simulator configuration: {0}")]
+    Faults(#[from] faults::FaultError),
     #[error("push target: {0}")]
     Push(String),
     #[error(transparent)]
@@ -215,7 +217,7 @@ impl SimConfig {
         if self.default_limit == 0 || self.max_limit == 0 {
             return bad("limits must be at least 1".into());
         }
-        self.faults.validate().map_err(SimError::Config)?;
+        self.faults.validate()?;
         if let Some(p) = &self.push {
             for (name, v) in [("drop", p.drop_fraction), ("duplicate", p.duplicate_fraction)] {
                 if !(0.0..=1.0).contains(&v) {

@@ -67,7 +67,9 @@ async fn answer(sim: &Simulator, req: Request) -> Response {
         let (parts, body) = req.into_parts();
         let body = match super::subscriptions::read_body(body).await {
             Ok(b) => b,
-            Err(m) => return error(sim, StatusCode::BAD_REQUEST, API_SOURCE, "INVALID_REQUEST_BODY", &m, false),
+            Err(e) => {
+                return error(sim, StatusCode::BAD_REQUEST, API_SOURCE, "INVALID_REQUEST_BODY", &e.to_string(), false);
+            }
         };
         let req = Request::from_parts(parts, Body::empty());
         if let Err(response) = check_oauth(sim, &req, &body) {
@@ -167,8 +169,29 @@ impl Query {
     }
 }
 
+/// Why a `GET /notifications` query is refused (the 400's Description).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum QueryError {
+    #[error(transparent)]
+    Decode(#[from] super::http::DecodeError),
+    #[error("parameter {0} is given more than once")]
+    Repeated(String),
+    #[error("parameter {0} is required")]
+    Required(&'static str),
+    #[error("parameter {name} must be a UTC date-time such as 2026-01-30T09:00:00.000Z, got {value:?}")]
+    Time { name: &'static str, value: String },
+    #[error("parameter end must not be before start")]
+    EndBeforeStart,
+    #[error("parameter {name} must be a non-negative integer, got {value:?}")]
+    Number { name: &'static str, value: String },
+    #[error("parameter limit must be at least 1")]
+    ZeroLimit,
+    #[error("parameter push_status: {0:?} is not one of {list}", list = PUSH_STATUSES.join(", "))]
+    PushStatus(String),
+}
+
 /// Parses the query string of `GET /notifications` (snake_case names, percent-encoded).
-pub(crate) fn parse_query(raw: Option<&str>, default_limit: u64, max_limit: u64) -> Result<Query, String> {
+pub(crate) fn parse_query(raw: Option<&str>, default_limit: u64, max_limit: u64) -> Result<Query, QueryError> {
     const KNOWN: [&str; 7] = ["start", "end", "subscription_name", "subject", "push_status", "offset", "limit"];
     let mut values: [Option<String>; 7] = Default::default();
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -178,32 +201,30 @@ pub(crate) fn parse_query(raw: Option<&str>, default_limit: u64, max_limit: u64)
             continue; // unknown parameters are ignored
         };
         if values[slot].is_some() {
-            return Err(format!("parameter {k} is given more than once"));
+            return Err(QueryError::Repeated(k));
         }
         values[slot] = Some(decode_component(v)?);
     }
     let [start, end, subscription, subject, push, offset, limit] = values;
-    let time = |name: &str, v: Option<String>| -> Result<DateTime<Utc>, String> {
-        let v = v.ok_or_else(|| format!("parameter {name} is required"))?;
-        parse_timestamp(&v).ok_or_else(|| {
-            format!("parameter {name} must be a UTC date-time such as 2026-01-30T09:00:00.000Z, got {v:?}")
-        })
+    let time = |name: &'static str, v: Option<String>| -> Result<DateTime<Utc>, QueryError> {
+        let v = v.ok_or(QueryError::Required(name))?;
+        parse_timestamp(&v).ok_or(QueryError::Time { name, value: v })
     };
     let start = time("start", start)?;
     let end = time("end", end)?;
     if end < start {
-        return Err("parameter end must not be before start".into());
+        return Err(QueryError::EndBeforeStart);
     }
-    let number = |name: &str, v: Option<String>, default: u64| -> Result<u64, String> {
+    let number = |name: &'static str, v: Option<String>, default: u64| -> Result<u64, QueryError> {
         match v {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("parameter {name} must be a non-negative integer, got {v:?}")),
+            Some(v) => v.parse().map_err(|_| QueryError::Number { name, value: v }),
         }
     };
     let offset = number("offset", offset, 0)?;
     let limit = number("limit", limit, default_limit)?;
     if limit == 0 {
-        return Err("parameter limit must be at least 1".into());
+        return Err(QueryError::ZeroLimit);
     }
     let list = |v: Option<String>| -> Vec<String> {
         v.map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
@@ -211,7 +232,7 @@ pub(crate) fn parse_query(raw: Option<&str>, default_limit: u64, max_limit: u64)
     };
     let push_statuses = list(push);
     if let Some(bad) = push_statuses.iter().find(|s| !PUSH_STATUSES.contains(&s.as_str())) {
-        return Err(format!("parameter push_status: {bad:?} is not one of {}", PUSH_STATUSES.join(", ")));
+        return Err(QueryError::PushStatus(bad.clone()));
     }
     Ok(Query {
         start,
@@ -234,7 +255,8 @@ async fn notifications(sim: &Simulator, raw_query: Option<&str>) -> Response {
     let inner = &sim.inner;
     let query = match parse_query(raw_query, inner.default_limit, inner.max_limit) {
         Ok(q) => q,
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             return error(sim, StatusCode::BAD_REQUEST, API_SOURCE, "INVALID_REQUEST_PARAMETER", &message, false);
         }
     };

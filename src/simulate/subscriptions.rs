@@ -292,7 +292,7 @@ fn list_params(raw: Option<&str>) -> Result<(usize, usize, String), Refusal> {
     let (mut offset, mut limit, mut sort) = (0usize, 25usize, "name".to_owned());
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = decode_component(v).map_err(|e| bad("INVALID_REQUEST_PARAMETER", e))?;
+        let v = decode_component(v).map_err(|e| bad("INVALID_REQUEST_PARAMETER", e.to_string()))?;
         let number = |name: &str| {
             v.parse::<usize>().map_err(|_| {
                 bad("INVALID_REQUEST_PARAMETER", format!("{name} must be a non-negative integer, got {v:?}"))
@@ -465,9 +465,14 @@ pub(crate) fn answer(
     }
 }
 
+/// A request body that cannot be read: too long, or the connection failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the request body: {0}")]
+pub(crate) struct BodyError(#[source] axum::Error);
+
 /// Reads a request body of at most [`MAX_BODY`] bytes.
-pub(crate) async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, String> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| format!("cannot read the request body: {e}"))
+pub(crate) async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, BodyError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(BodyError)
 }
 
 #[cfg(test)]

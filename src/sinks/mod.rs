@@ -45,6 +45,42 @@ pub enum SinkError {
     Permanent(String),
 }
 
+/// A secret file a `[[sinks]]` entry names that cannot be used ([`Files::read_secret`]).
+/// The message names the key and the file, never the contents.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{key}: cannot read secret file {path}: {source} (check the path, or LoadCredential= in the unit)")]
+    Read {
+        key: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: secret file {path} is empty")]
+    Empty { key: String, path: PathBuf },
+}
+
+/// Why a `[[sinks]]` entry cannot be checked or built: the kind and name of the sink, and
+/// what is wrong, from the kind's own error type (the key or file to fix).
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} sink {sink:?}: {problem}")]
+pub struct BuildError {
+    /// The entry's `type`.
+    pub kind: &'static str,
+    /// The entry's `name`.
+    pub sink: String,
+    /// The kind's error ([`SecretError`], `file::OpenError`, `http::Error`, …).
+    #[source]
+    pub problem: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl BuildError {
+    /// `problem` of the `kind` sink named `sink`.
+    pub fn new(kind: &'static str, sink: &str, problem: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        BuildError { kind, sink: sink.to_owned(), problem: problem.into() }
+    }
+}
+
 /// The outcome of each record of a batch, in batch order.
 pub type Outcomes = Vec<Result<(), SinkError>>;
 
@@ -68,7 +104,7 @@ pub trait Files {
     /// The path `path` of the configuration stands for.
     fn resolve(&self, path: &Path) -> PathBuf;
     /// The trimmed contents of the secret file `path`; errors name `key` and the file.
-    fn read_secret(&self, key: &str, path: &Path) -> Result<String, String>;
+    fn read_secret(&self, key: &str, path: &Path) -> Result<String, SecretError>;
 }
 
 /// What every sink kind's `[[sinks]]` entry provides. A kind's folder holds its `Config`
@@ -87,11 +123,11 @@ pub trait SinkSpec: std::fmt::Debug + Send + Sync {
     /// `check-config`: everything that can be checked without reaching the destination or
     /// creating anything — files, secrets, connection strings, templates. Default: build the
     /// sink (which connects to nothing) and drop it.
-    fn check(&self, files: &dyn Files) -> Result<(), String> {
+    fn check(&self, files: &dyn Files) -> Result<(), BuildError> {
         self.build(files).map(drop)
     }
     /// Builds the sink. Connects to nothing: connections are made at the first delivery.
-    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, String>;
+    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, BuildError>;
 }
 
 /// The registration of the sink kinds: `Variant(folder) = "type"` declares the module and
@@ -148,12 +184,12 @@ impl SinkConfig {
 
 /// Checks every sink entry as far as can be done without touching its destination
 /// (`check-config`). The first problem, naming the sink.
-pub fn check(entries: &[SinkConfig], files: &dyn Files) -> Result<(), String> {
+pub fn check(entries: &[SinkConfig], files: &dyn Files) -> Result<(), BuildError> {
     entries.iter().try_for_each(|s| s.spec().check(files))
 }
 
 /// Builds the sinks of the entries, in order.
-pub fn build(entries: &[SinkConfig], files: &dyn Files) -> Result<Vec<Arc<dyn Sink>>, String> {
+pub fn build(entries: &[SinkConfig], files: &dyn Files) -> Result<Vec<Arc<dyn Sink>>, BuildError> {
     entries.iter().map(|s| s.spec().build(files)).collect()
 }
 

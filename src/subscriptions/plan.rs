@@ -146,32 +146,42 @@ pub fn plan(declared: &[SubscriptionConfig], actual: &[SubscriptionDetails], pru
     changes
 }
 
+/// A declared subscription filters on a field its subject does not have (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "subscriptions[{index}] ({name:?}): field {field:?} is not a field of {subject} according to GET /fieldmappings; `cen-poller fieldmappings --subject {subject}` lists them"
+)]
+pub struct UnknownField {
+    /// The entry's position in the file.
+    pub index: usize,
+    /// The entry's `name`.
+    pub name: String,
+    pub field: String,
+    pub subject: String,
+}
+
 /// Checks every field the declared subscriptions filter on against the field mappings of
 /// their subject. Err: which entry, which field, and what to do.
-pub fn check_fields(declared: &[SubscriptionConfig], mappings: &[FieldMapping]) -> Result<(), String> {
-    fn walk(
-        specs: &[super::SpecificationConfig],
-        f: &mut impl FnMut(&str) -> Result<(), String>,
-    ) -> Result<(), String> {
-        for s in specs {
-            f(&s.field)?;
-            walk(&s.children, f)?;
-        }
-        Ok(())
+pub fn check_fields(declared: &[SubscriptionConfig], mappings: &[FieldMapping]) -> Result<(), UnknownField> {
+    fn first_unknown<'a>(specs: &'a [super::SpecificationConfig], known: &impl Fn(&str) -> bool) -> Option<&'a str> {
+        specs.iter().find_map(
+            |s| {
+                if known(&s.field) { first_unknown(&s.children, known) } else { Some(s.field.as_str()) }
+            },
+        )
     }
-    for (i, d) in declared.iter().enumerate() {
-        walk(&d.specifications, &mut |field| {
-            let listed =
-                mappings.iter().any(|m| m.name == field && m.subject_type.as_deref().is_none_or(|s| s == d.subject));
-            if listed {
-                Ok(())
-            } else {
-                Err(format!(
-                    "subscriptions[{i}] ({:?}): field {field:?} is not a field of {} according to GET /fieldmappings; `cen-poller fieldmappings --subject {}` lists them",
-                    d.name, d.subject, d.subject
-                ))
-            }
-        })?;
+    for (index, d) in declared.iter().enumerate() {
+        let known = |field: &str| {
+            mappings.iter().any(|m| m.name == field && m.subject_type.as_deref().is_none_or(|s| s == d.subject))
+        };
+        if let Some(field) = first_unknown(&d.specifications, &known) {
+            return Err(UnknownField {
+                index,
+                name: d.name.clone(),
+                field: field.to_owned(),
+                subject: d.subject.clone(),
+            });
+        }
     }
     Ok(())
 }
@@ -290,7 +300,7 @@ specifications = [{ operator = "WHERE", field = "purchaseRequest.companyId", con
             content_type: None,
         };
         assert!(check_fields(&declared, &[mapping("CLEARING")]).is_ok());
-        let e = check_fields(&declared, &[mapping("PAYMENT_AUTHORIZATION")]).unwrap_err();
+        let e = check_fields(&declared, &[mapping("PAYMENT_AUTHORIZATION")]).unwrap_err().to_string();
         assert!(
             e.starts_with(r#"subscriptions[3] ("same"): field "purchaseRequest.companyId" is not a field of CLEARING"#),
             "{e}"

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, VgsConfig, VgsVerify};
 use crate::metrics::{CodeLabels, ReceivedLabels, ViaLabels};
-use crate::server::{self, BodyLimit, Limits, SharedTls, error_response as error};
+use crate::server::{self, BodyLimit, Limits, ListenerError, SharedTls, error_response as error};
 use crate::store::{SOURCE_VGS, StoreHandle, Via};
 
 pub use event::{CardDetails, Event, EventError, Producer, Received, is_known_event};
@@ -65,17 +65,18 @@ struct VgsState {
     store: StoreHandle,
 }
 
-fn tls(config: &Config, vgs: &VgsConfig) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+fn tls(config: &Config, vgs: &VgsConfig) -> Result<Option<Arc<rustls::ServerConfig>>, ListenerError> {
     match (&vgs.cert, &vgs.key) {
         (Some(cert), Some(key)) => server::tls_config(&config.resolve(cert), &config.resolve(key), None)
             .map(Some)
-            .map_err(|e| format!("[vgs]: {e}")),
+            .map_err(|source| ListenerError::Tls { section: "vgs", source: Box::new(source) }),
         _ => Ok(None),
     }
 }
 
-fn checks(config: &Config, vgs: &VgsConfig) -> Result<Checks, String> {
-    Ok(Checks { verifier: Verifier::load(config, vgs)?, mode: vgs.verify })
+fn checks(config: &Config, vgs: &VgsConfig) -> Result<Checks, ListenerError> {
+    let verifier = Verifier::load(config, vgs).map_err(|e| ListenerError::Secret(e.into()))?;
+    Ok(Checks { verifier, mode: vgs.verify })
 }
 
 impl VgsEndpoint {
@@ -84,8 +85,8 @@ impl VgsEndpoint {
         config: &Config,
         store: StoreHandle,
         shutdown: CancellationToken,
-    ) -> Result<(VgsEndpoint, tokio::task::JoinHandle<()>), String> {
-        let vgs = config.vgs.as_ref().ok_or("no [vgs] section")?;
+    ) -> Result<(VgsEndpoint, tokio::task::JoinHandle<()>), ListenerError> {
+        let vgs = config.vgs.as_ref().ok_or(ListenerError::NoSection("vgs"))?;
         let tls: Option<SharedTls> = tls(config, vgs)?.map(|t| Arc::new(RwLock::new(t)));
         let checks = Arc::new(RwLock::new(Arc::new(checks(config, vgs)?)));
         let metrics = store.metrics().clone();
@@ -104,7 +105,7 @@ impl VgsEndpoint {
             .layer(axum::middleware::from_fn_with_state(metrics.vgs_requests.clone(), server::count_status))
             .with_state(state);
         let listener = server::bind(vgs.listen, "vgs.listen").await?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|source| ListenerError::LocalAddr { key: "vgs.listen", source })?;
         let serving = tokio::spawn({
             let tls = tls.clone();
             async move { server::serve(listener, tls, app, limits, shutdown).await }
@@ -122,14 +123,14 @@ impl VgsEndpoint {
     /// SIGHUP: new secrets (rotation), verify mode, and certificate and key for new
     /// connections. On error the old ones stay. Switching between TLS and plain HTTP, or
     /// changing the address or path, needs a restart.
-    pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let vgs = config.vgs.as_ref().ok_or("the new configuration has no [vgs] section; restart to remove it")?;
+    pub fn reload(&self, config: &Config) -> Result<(), ListenerError> {
+        let vgs = config.vgs.as_ref().ok_or(ListenerError::Removed("vgs"))?;
         let new_tls = tls(config, vgs)?;
         let new_checks = checks(config, vgs)?;
         match (&self.tls, new_tls) {
             (Some(shared), Some(new)) => *shared.write().unwrap_or_else(|p| p.into_inner()) = new,
             (None, None) => {}
-            _ => return Err("[vgs]: switching between TLS and plain HTTP needs a restart".into()),
+            _ => return Err(ListenerError::TlsSwitch("vgs")),
         }
         *self.checks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new_checks);
         Ok(())

@@ -108,13 +108,13 @@ impl Verifier {
 
     /// Reads `signing_secret_file` and `extra_signing_secret_files` (trimmed, as SPEC 6 says).
     /// An empty or unreadable file is an error naming the key.
-    pub fn load(config: &Config, vgs: &VgsConfig) -> Result<Verifier, String> {
+    pub fn load(config: &Config, vgs: &VgsConfig) -> Result<Verifier, crate::config::ConfigError> {
         let mut secrets = Vec::new();
         if let Some(f) = &vgs.signing_secret_file {
-            secrets.push(config.read_secret("vgs.signing_secret_file", f).map_err(|e| e.to_string())?.into_bytes());
+            secrets.push(config.read_secret("vgs.signing_secret_file", f)?.into_bytes());
         }
         for f in &vgs.extra_signing_secret_files {
-            let secret = config.read_secret("vgs.extra_signing_secret_files", f).map_err(|e| e.to_string())?;
+            let secret = config.read_secret("vgs.extra_signing_secret_files", f)?;
             secrets.push(secret.into_bytes());
         }
         Ok(Verifier::new(secrets))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::CommandSink;
-use crate::sinks::{Files, Sink, SinkSpec};
+use crate::sinks::{BuildError, Files, Sink, SinkSpec};
 use crate::units::Dur;
 
 /// `type = "command"`: runs a command per notification with the record on standard input.
@@ -51,9 +51,9 @@ impl SinkSpec for Config {
         Ok(())
     }
 
-    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, String> {
+    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, BuildError> {
         let Some(first) = self.command.first() else {
-            return Err(format!("sink {:?}: command must name a program", self.name));
+            return Err(BuildError::new("command", &self.name, super::Error::NoProgram));
         };
         let program = PathBuf::from(first);
         let program = if program.components().count() > 1 { files.resolve(&program) } else { program };

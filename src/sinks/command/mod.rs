@@ -28,7 +28,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Outcomes, Record, Sink, SinkError};
+use super::{BuildError, Outcomes, Record, Sink, SinkError};
 
 /// Runs of one sink at once: enough to overlap a handler's start-up cost, few enough not to
 /// fork-bomb the host while a backlog drains.
@@ -47,6 +47,28 @@ const STDERR_GRACE: Duration = Duration::from_millis(200);
 /// Longest excerpt of standard error kept in the error (and so in `last_error`).
 const ERROR_EXCERPT: usize = 200;
 
+/// Why a command sink cannot be built from its entry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("command must name a program")]
+    NoProgram,
+    #[error("timeout must be more than 0s")]
+    ZeroTimeout,
+    #[error("command {path}: {problem}")]
+    Program { path: PathBuf, problem: ProgramProblem },
+}
+
+/// Why the program a command sink names cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramProblem {
+    #[error("{0}")]
+    Unreadable(#[source] std::io::Error),
+    #[error("is not a file")]
+    NotAFile,
+    #[error("is not executable (chmod +x)")]
+    NotExecutable,
+}
+
 /// Runs a program per record.
 pub struct CommandSink {
     name: String,
@@ -58,17 +80,18 @@ pub struct CommandSink {
 impl CommandSink {
 
     /// `argv[0]` is the program (already resolved by the caller), the rest its arguments.
-    pub fn new(name: &str, argv: &[String], program: PathBuf, timeout: Duration) -> Result<CommandSink, String> {
+    pub fn new(name: &str, argv: &[String], program: PathBuf, timeout: Duration) -> Result<CommandSink, BuildError> {
+        let fail = |e: Error| BuildError::new("command", name, e);
         if argv.is_empty() {
-            return Err(format!("sink {name:?}: command must name a program"));
+            return Err(fail(Error::NoProgram));
         }
         if timeout.is_zero() {
-            return Err(format!("sink {name:?}: timeout must be more than 0s"));
+            return Err(fail(Error::ZeroTimeout));
         }
         // A path (not a bare name looked up in PATH) can be checked now, so a typo stops the
         // start (or the SIGHUP) instead of filling the outbox with retries.
         if program.components().count() > 1 {
-            check_executable(&program).map_err(|e| format!("sink {name:?}: command {}: {e}", program.display()))?;
+            check_executable(&program).map_err(|problem| fail(Error::Program { path: program.clone(), problem }))?;
         }
         Ok(CommandSink { name: name.to_owned(), program, args: argv[1..].to_vec(), timeout })
     }
@@ -227,14 +250,14 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-fn check_executable(path: &std::path::Path) -> Result<(), String> {
+fn check_executable(path: &std::path::Path) -> Result<(), ProgramProblem> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{e}"))?;
+    let meta = std::fs::metadata(path).map_err(ProgramProblem::Unreadable)?;
     if !meta.is_file() {
-        return Err("is not a file".into());
+        return Err(ProgramProblem::NotAFile);
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err("is not executable (chmod +x)".into());
+        return Err(ProgramProblem::NotExecutable);
     }
     Ok(())
 }
@@ -345,12 +368,12 @@ mod tests {
     #[test]
     fn a_missing_or_unexecutable_program_is_refused_at_start() {
         let argv = vec!["/nonexistent/handler".to_owned()];
-        let e = CommandSink::new("handler", &argv, PathBuf::from(&argv[0]), Duration::from_secs(1)).err().unwrap();
+        let e = CommandSink::new("handler", &argv, PathBuf::from(&argv[0]), Duration::from_secs(1)).err().unwrap().to_string();
         assert!(e.contains("sink \"handler\"") && e.contains("/nonexistent/handler"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("h.sh");
         std::fs::write(&script, "#!/bin/sh\n").unwrap();
-        let e = CommandSink::new("handler", &argv, script, Duration::from_secs(1)).err().unwrap();
+        let e = CommandSink::new("handler", &argv, script, Duration::from_secs(1)).err().unwrap().to_string();
         assert!(e.contains("not executable"), "{e}");
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::FileSink;
-use crate::sinks::{Files, Sink, SinkSpec};
+use super::{FileSink, OpenError};
+use crate::sinks::{BuildError, Files, Sink, SinkSpec};
 
 /// `type = "file"`: JSON Lines appended to a file, fsynced before a batch is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -32,15 +32,15 @@ impl SinkSpec for Config {
     }
 
     /// The path must not be a directory; nothing is created.
-    fn check(&self, files: &dyn Files) -> Result<(), String> {
+    fn check(&self, files: &dyn Files) -> Result<(), BuildError> {
         let path = files.resolve(&self.path);
         if path.is_dir() {
-            return Err(format!("file sink {:?}: {} is a directory, not a file", self.name, path.display()));
+            return Err(BuildError::new("file", &self.name, OpenError::Directory(path)));
         }
         Ok(())
     }
 
-    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, String> {
+    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, BuildError> {
         Ok(Arc::new(FileSink::open(&self.name, &files.resolve(&self.path))?))
     }
 }

@@ -25,7 +25,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 
-use super::{Outcomes, Record, Sink, SinkError};
+use super::{BuildError, Outcomes, Record, Sink, SinkError};
+
+/// Why the file cannot be opened for appending.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0} is a directory, not a file")]
+    Directory(PathBuf),
+    #[error("cannot create directory {dir}: {source}")]
+    CreateDirectory {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open {path} for appending: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 pub struct FileSink {
     name: String,
@@ -36,11 +55,11 @@ pub struct FileSink {
 
 impl FileSink {
     /// Opens (creating) `path` for appending.
-    pub fn open(name: &str, path: &Path) -> Result<FileSink, String> {
+    pub fn open(name: &str, path: &Path) -> Result<FileSink, BuildError> {
         Ok(FileSink {
             name: name.to_owned(),
             path: path.to_owned(),
-            file: Mutex::new(open_append(path)?),
+            file: Mutex::new(open_append(path).map_err(|e| BuildError::new("file", name, e))?),
             reopen: AtomicBool::new(false),
         })
     }
@@ -55,7 +74,7 @@ impl FileSink {
         }
         let mut file = self.file.lock().map_err(|_| SinkError::Retryable("file sink lock poisoned".into()))?;
         if self.reopen.swap(false, Ordering::AcqRel) {
-            *file = open_append(&self.path).map_err(SinkError::Retryable)?;
+            *file = open_append(&self.path).map_err(|e| SinkError::Retryable(e.to_string()))?;
         }
         let fail = |what: &str, e: std::io::Error| SinkError::Retryable(format!("{what} {}: {e}", self.path.display()));
         file.lock().map_err(|e| fail("cannot lock", e))?;
@@ -110,9 +129,9 @@ fn ends_torn(file: &File, len: u64) -> std::io::Result<bool> {
     Ok(last[0] != b'\n')
 }
 
-fn open_append(path: &Path) -> Result<File, String> {
+fn open_append(path: &Path) -> Result<File, OpenError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDirectory { dir: dir.to_owned(), source })?;
     }
     // Readable too: a batch looks at the last byte first (see `ends_torn`).
     OpenOptions::new()
@@ -120,7 +139,7 @@ fn open_append(path: &Path) -> Result<File, String> {
         .read(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("cannot open {} for appending: {e}", path.display()))
+        .map_err(|source| OpenError::Open { path: path.to_owned(), source })
 }
 
 impl Sink for FileSink {

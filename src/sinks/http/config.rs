@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{HttpOptions, HttpSink};
-use crate::sinks::{Files, Sink, SinkSpec};
+use super::{Error, HttpOptions, HttpSink};
+use crate::sinks::{BuildError, Files, Sink, SinkSpec};
 use crate::units::Dur;
 
 /// `type = "http"`: a POST of each record with Standard Webhooks signature headers.
@@ -54,17 +54,17 @@ impl SinkSpec for Config {
         Ok(())
     }
 
-    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, String> {
+    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, BuildError> {
         let name = &self.name;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| BuildError::new("http", name, e);
         let secret = match &self.secret_file {
-            Some(f) => Some((files.read_secret(&format!("sink {name:?}: secret_file"), f)?, files.resolve(f))),
+            Some(f) => Some((files.read_secret("secret_file", f).map_err(|e| fail(e.into()))?, files.resolve(f))),
             None => None,
         };
         let ca_pem = match &self.ca_file {
             Some(f) => {
                 let path = files.resolve(f);
-                let pem = std::fs::read(&path)
-                    .map_err(|e| format!("sink {name:?}: cannot read ca_file {}: {e}", path.display()))?;
+                let pem = std::fs::read(&path).map_err(|source| fail(Error::ReadCa { path: path.clone(), source }.into()))?;
                 Some((pem, path))
             }
             None => None,

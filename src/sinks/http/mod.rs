@@ -24,7 +24,7 @@ mod config;
 
 pub use config::Config;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
-use super::{Outcomes, Record, Sink, SinkError};
+use super::{BuildError, Outcomes, Record, Sink, SinkError};
 
 /// Requests of one batch in flight at once: enough to hide a receiver's latency, few enough
 /// not to swamp it after an outage (the backlog drains batch by batch).
@@ -49,6 +49,51 @@ const MAX_DRAIN: usize = 64 * 1024;
 
 /// The Standard Webhooks secret prefix.
 const SECRET_PREFIX: &str = "whsec_";
+
+/// Why an http sink cannot be built from its entry: the key or file, what is wrong with it
+/// and what to write instead. Never a secret's contents.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("url is not a valid URL ({0}); fix it in the configuration")]
+    Url(#[source] <reqwest::Url as std::str::FromStr>::Err),
+    #[error("cannot read ca_file {path}: {source}")]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ca_file {path} is not a PEM certificate bundle: {source}")]
+    CaBundle {
+        path: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error(
+        "secret_file {path}: {problem}; write a Standard Webhooks secret such as whsec_ + base64 of 32 random bytes"
+    )]
+    Secret {
+        path: PathBuf,
+        #[source]
+        problem: SecretProblem,
+    },
+}
+
+/// What is wrong with a webhook secret file (which secret, never its text).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretProblem {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("the file is empty")]
+    Empty,
+    #[error("secret {0} is not {SECRET_PREFIX} followed by base64")]
+    NotBase64(usize),
+    #[error("secret {0} is empty after {SECRET_PREFIX}")]
+    EmptyAfterPrefix(usize),
+    #[error("the file holds no secret")]
+    NoSecret,
+}
 
 /// Posts records to one URL.
 pub struct HttpSink {
@@ -75,10 +120,13 @@ pub struct HttpOptions {
 
 impl HttpSink {
 
-    /// Builds the sink; fails (naming the sink and the key) on a bad URL, secret or CA file.
-    pub fn new(name: &str, options: HttpOptions) -> Result<HttpSink, String> {
-        let url = reqwest::Url::parse(&options.url)
-            .map_err(|e| format!("sink {name:?}: url is not a valid URL ({e}); fix it in the configuration"))?;
+    /// Builds the sink; fails (naming the key) on a bad URL, secret or CA file.
+    pub fn new(name: &str, options: HttpOptions) -> Result<HttpSink, BuildError> {
+        Self::with_options(name, options).map_err(|e| BuildError::new("http", name, e))
+    }
+
+    fn with_options(name: &str, options: HttpOptions) -> Result<HttpSink, Error> {
+        let url = reqwest::Url::parse(&options.url).map_err(Error::Url)?;
         let shown_url = shown(&url);
         let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
@@ -91,14 +139,16 @@ impl HttpSink {
             // A POST must not turn into a GET somewhere else; see the module comment.
             .redirect(reqwest::redirect::Policy::none());
         if let Some((pem, path)) = &options.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                format!("sink {name:?}: ca_file {} is not a PEM certificate bundle: {e}", path.display())
-            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|source| Error::CaBundle { path: path.clone(), source })?;
             builder = builder.tls_certs_merge(certs);
         }
-        let client = builder.build().map_err(|e| format!("sink {name:?}: cannot set up the HTTP client: {e}"))?;
+        let client = builder.build().map_err(Error::Client)?;
         let (keys, secret_path) = match &options.secret {
-            Some((text, path)) => (parse_secrets(text).map_err(|e| bad_secret(name, path, &e))?, Some(path.clone())),
+            Some((text, path)) => {
+                let keys = parse_secrets(text).map_err(|problem| Error::Secret { path: path.clone(), problem })?;
+                (keys, Some(path.clone()))
+            }
             None => (Vec::new(), None),
         };
         Ok(HttpSink { name: name.to_owned(), url, shown_url, client, keys: RwLock::new(Arc::new(keys)), secret_path })
@@ -176,31 +226,21 @@ fn classify(status: u16) -> Outcome {
 /// The signing keys of a secret file: one or more Standard Webhooks secrets separated by
 /// whitespace, each `whsec_` + base64 (the prefix may be left out, as the reference
 /// libraries allow).
-fn parse_secrets(text: &str) -> Result<Vec<hmac::Key>, String> {
+fn parse_secrets(text: &str) -> Result<Vec<hmac::Key>, SecretProblem> {
     let mut keys = Vec::new();
     for (i, secret) in text.split_whitespace().enumerate() {
         let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
         // The decoder's message would quote the offending character: not shown.
-        let bytes = BASE64
-            .decode(encoded)
-            .map_err(|_| format!("secret {} is not {SECRET_PREFIX} followed by base64", i + 1))?;
+        let bytes = BASE64.decode(encoded).map_err(|_| SecretProblem::NotBase64(i + 1))?;
         if bytes.is_empty() {
-            return Err(format!("secret {} is empty after {SECRET_PREFIX}", i + 1));
+            return Err(SecretProblem::EmptyAfterPrefix(i + 1));
         }
         keys.push(hmac::Key::new(hmac::HMAC_SHA256, &bytes));
     }
     if keys.is_empty() {
-        return Err("the file holds no secret".into());
+        return Err(SecretProblem::NoSecret);
     }
     Ok(keys)
-}
-
-fn bad_secret(name: &str, path: &Path, why: &str) -> String {
-    // Never the secret itself: only where it is and what is wrong with it.
-    format!(
-        "sink {name:?}: secret_file {}: {why}; write a Standard Webhooks secret such as whsec_ + base64 of 32 random bytes",
-        path.display()
-    )
 }
 
 /// The `webhook-signature` value: `v1,<base64 HMAC>` per key, space-separated.
@@ -272,17 +312,19 @@ impl Sink for HttpSink {
     /// A file that cannot be read or parsed keeps the old keys.
     fn reopen(&self) {
         let Some(path) = &self.secret_path else { return };
-        let parsed = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}")).and_then(|text| {
+        let parsed = std::fs::read_to_string(path).map_err(SecretProblem::Read).and_then(|text| {
             let text = text.trim();
-            if text.is_empty() { Err("the file is empty".to_owned()) } else { parse_secrets(text) }
+            if text.is_empty() { Err(SecretProblem::Empty) } else { parse_secrets(text) }
         });
         match parsed {
             Ok(keys) => {
                 let mut slot = self.keys.write().unwrap_or_else(|p| p.into_inner());
                 *slot = Arc::new(keys);
             }
-            Err(e) => tracing::error!(sink = %self.name, error = %bad_secret(&self.name, path, &e),
-                "SIGHUP: keeping the previous webhook secret"),
+            Err(problem) => {
+                let error = BuildError::new("http", &self.name, Error::Secret { path: path.clone(), problem });
+                tracing::error!(sink = %self.name, %error, "SIGHUP: keeping the previous webhook secret")
+            }
         }
     }
 }
@@ -311,8 +353,9 @@ mod tests {
     #[test]
     fn bad_secrets_are_refused_without_showing_them() {
         for bad in ["whsec_***not base64***", "whsec_", "   "] {
-            let e = parse_secrets(bad).unwrap_err();
-            let msg = bad_secret("erp", Path::new("/etc/erp-secret"), &e);
+            let problem = parse_secrets(bad).unwrap_err();
+            let error = Error::Secret { path: "/etc/erp-secret".into(), problem };
+            let msg = BuildError::new("http", "erp", error).to_string();
             assert!(msg.contains("sink \"erp\"") && msg.contains("/etc/erp-secret"), "{msg}");
             assert!(!msg.contains("not base64***"), "the secret is not shown: {msg}");
         }

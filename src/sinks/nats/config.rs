@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::NatsSink;
-use crate::sinks::{Files, Sink, SinkSpec};
+use crate::sinks::{BuildError, Files, Sink, SinkSpec};
 
 /// `type = "nats"`: publishes each record to a JetStream stream with `Nats-Msg-Id` = id.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -54,7 +54,7 @@ impl SinkSpec for Config {
         Ok(())
     }
 
-    fn build(&self, _files: &dyn Files) -> Result<Arc<dyn Sink>, String> {
+    fn build(&self, _files: &dyn Files) -> Result<Arc<dyn Sink>, BuildError> {
         Ok(Arc::new(NatsSink::new(&self.name, &self.url, &self.stream, &self.subject)?))
     }
 }

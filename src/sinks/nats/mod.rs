@@ -31,7 +31,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{Outcomes, Record, Sink, SinkError};
+use super::{BuildError, Outcomes, Record, Sink, SinkError};
 
 /// Records per batch; JetStream takes them as concurrent publishes.
 const MAX_BATCH: usize = 1000;
@@ -57,21 +57,44 @@ struct Connected {
     stream_ready: bool,
 }
 
+/// Why a nats sink cannot be built from its entry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("stream {0:?}: a stream name has no spaces, dots, *, >, / or \\")]
+    Stream(String),
+    #[error("subject template {template:?}: {problem}")]
+    Template { template: String, problem: TemplateProblem },
+}
+
+/// What is wrong with a subject template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateProblem {
+    #[error("only one {{subject}} placeholder is allowed, and no other braces")]
+    Braces,
+    #[error("tokens between dots must be non-empty, without spaces, and not the wildcards * or >")]
+    Token,
+    #[error(
+        "start with a fixed token before {{subject}}, such as `cen.{{subject}}`, so that the stream's subjects (`cen.>`) can be derived"
+    )]
+    NoPrefix,
+}
+
 impl NatsSink {
 
     /// A sink publishing to `stream` on the server(s) at `url` (comma-separated), on
     /// subjects made from `template`.
-    pub fn new(name: &str, url: &str, stream: &str, template: &str) -> Result<NatsSink, String> {
-        let fail = |what: String| format!("nats sink {name:?}: {what}");
+    pub fn new(name: &str, url: &str, stream: &str, template: &str) -> Result<NatsSink, BuildError> {
+        let fail = |e: Error| BuildError::new("nats", name, e);
         if stream.is_empty() || stream.chars().any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\')) {
-            return Err(fail(format!("stream {stream:?}: a stream name has no spaces, dots, *, >, / or \\")));
+            return Err(fail(Error::Stream(stream.to_owned())));
         }
         Ok(NatsSink {
             name: name.to_owned(),
             url: url.to_owned(),
             shown_url: redact_url(url),
             stream: stream.to_owned(),
-            template: SubjectTemplate::parse(template).map_err(fail)?,
+            template: SubjectTemplate::parse(template)
+                .map_err(|problem| fail(Error::Template { template: template.to_owned(), problem }))?,
             state: tokio::sync::Mutex::new(None),
         })
     }
@@ -245,8 +268,7 @@ struct SubjectTemplate {
 const PLACEHOLDER: &str = "{subject}";
 
 impl SubjectTemplate {
-    fn parse(template: &str) -> Result<SubjectTemplate, String> {
-        let bad = |why: &str| format!("subject template {template:?}: {why}");
+    fn parse(template: &str) -> Result<SubjectTemplate, TemplateProblem> {
         let (before, after) = match template.split_once(PLACEHOLDER) {
             Some((b, a)) => (b, Some(a)),
             None => (template, None),
@@ -257,20 +279,17 @@ impl SubjectTemplate {
             None => template.to_owned(),
         };
         if example.contains(['{', '}']) {
-            return Err(bad("only one {subject} placeholder is allowed, and no other braces"));
+            return Err(TemplateProblem::Braces);
         }
         if example.split('.').any(|t| t.is_empty() || t == "*" || t == ">" || t.chars().any(char::is_whitespace)) {
-            return Err(bad("tokens between dots must be non-empty, without spaces, and not the wildcards * or >"));
+            return Err(TemplateProblem::Token);
         }
         let stream_subject = match after {
             None => template.to_owned(),
             Some(_) => match before.rsplit_once('.') {
                 Some((prefix, _)) => format!("{prefix}.>"),
                 None => {
-                    return Err(bad(
-                        "start with a fixed token before {subject}, such as `cen.{subject}`, so that the stream's \
-                         subjects (`cen.>`) can be derived",
-                    ));
+                    return Err(TemplateProblem::NoPrefix);
                 }
             },
         };

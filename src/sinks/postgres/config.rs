@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::PostgresSink;
-use crate::sinks::{Files, Sink, SinkSpec};
+use crate::sinks::{BuildError, Files, Sink, SinkSpec};
 
 /// `type = "postgres"`: inserts each record into a table, ignoring ids already there.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,12 +53,14 @@ impl SinkSpec for Config {
         Ok(())
     }
 
-    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, String> {
+    fn build(&self, files: &dyn Files) -> Result<Arc<dyn Sink>, BuildError> {
         let name = &self.name;
         let dsn = match (&self.url, &self.url_file) {
             (Some(url), _) => url.clone(),
-            (None, Some(file)) => files.read_secret(&format!("postgres sink {name:?}: url_file"), file)?,
-            (None, None) => return Err(format!("postgres sink {name:?}: give url_file (or url)")),
+            (None, Some(file)) => {
+                files.read_secret("url_file", file).map_err(|e| BuildError::new("postgres", name, e))?
+            }
+            (None, None) => return Err(BuildError::new("postgres", name, super::Error::NoUrl)),
         };
         Ok(Arc::new(PostgresSink::new(name, &dsn, &self.table, |p| files.resolve(p))?))
     }

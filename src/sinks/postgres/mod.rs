@@ -42,7 +42,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::{Client, NoTls, Socket, Statement};
 
-use super::{Outcomes, Record, Sink, SinkError};
+use super::{BuildError, Outcomes, Record, Sink, SinkError};
 
 /// Records per statement: large enough that a backlog drains at thousands per second, small
 /// enough that one statement stays well under a second and a few MB.
@@ -81,15 +81,73 @@ enum Failure {
     Transient(String),
 }
 
+/// Why a postgres sink cannot be built from its entry. Never shows the connection string:
+/// it holds the password.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("give url_file (or url)")]
+    NoUrl,
+    #[error("table {0:?}: write `name` or `schema.name`, each of letters, digits and _, at most 63 characters")]
+    Table(String),
+    #[error("the connection string is not valid: {0}")]
+    Dsn(DsnProblem),
+    #[error("sslrootcert: cannot read {path}: {source}")]
+    ReadRootCert {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("sslrootcert {path}: not a PEM certificate: {source}")]
+    NotPem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("sslrootcert {path}: unusable certificate: {source}")]
+    UnusableCert {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("sslrootcert {0}: no certificate in the file")]
+    NoCertificate(PathBuf),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
+/// What is wrong with a connection string, named without quoting any of it (a malformed
+/// string may cut the password anywhere).
+#[derive(Debug, thiserror::Error)]
+pub enum DsnProblem {
+    /// tokio-postgres' "invalid value for option `…`": names the option, not the value.
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("an option it does not know (values with spaces or quotes must be quoted: password='a b')")]
+    UnknownOption,
+    #[error("it is neither key=value pairs nor a postgres:// URL")]
+    Unrecognised,
+    #[error("a word without `=` (values with spaces must be quoted: password='a b')")]
+    WordWithoutEquals,
+    #[error("a quoted value lacks its closing quote")]
+    UnclosedQuote,
+    #[error("a query value is not valid percent-encoded UTF-8")]
+    PercentEncoding,
+}
+
 impl PostgresSink {
 
     /// A sink for connection string `dsn` (key=value or `postgres://` URL) and `table`
     /// (`name` or `schema.name`); relative `sslrootcert` paths go through `resolve`.
-    pub fn new(name: &str, dsn: &str, table: &str, resolve: impl Fn(&Path) -> PathBuf) -> Result<PostgresSink, String> {
-        let fail = |what: String| format!("postgres sink {name:?}: {what}");
+    pub fn new(
+        name: &str,
+        dsn: &str,
+        table: &str,
+        resolve: impl Fn(&Path) -> PathBuf,
+    ) -> Result<PostgresSink, BuildError> {
+        let fail = |e: Error| BuildError::new("postgres", name, e);
         let table = quote_table(table).map_err(fail)?;
-        let (dsn, rootcert) = take_tls_options(dsn).map_err(fail)?;
-        let mut pg = tokio_postgres::Config::from_str(&dsn).map_err(|e| fail(describe_parse_error(&e)))?;
+        let (dsn, rootcert) = take_tls_options(dsn).map_err(|e| fail(Error::Dsn(e)))?;
+        let mut pg = tokio_postgres::Config::from_str(&dsn).map_err(|e| fail(Error::Dsn(describe_parse_error(&e))))?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -160,7 +218,7 @@ impl PostgresSink {
             Some(tls) => open(&self.pg, tls.clone()).await,
         }
         .map_err(|e| {
-            self.retryable("cannot connect (is the server up and the connection string in url_file right?)", &e)
+            self.retryable("cannot connect (is the server up and the connection string in url_file right?)", &pg_error(&e))
         })?;
         // Only create when missing: CREATE TABLE IF NOT EXISTS needs the CREATE privilege
         // even when the table is there, and a least-privilege role may have only INSERT.
@@ -279,12 +337,12 @@ impl Sink for PostgresSink {
 }
 
 /// Connects and spawns the connection's I/O task; the task ends when the client is dropped.
-async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, String>
+async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket> + 'static,
     T::Stream: Send + 'static,
 {
-    let (client, connection) = config.connect(tls).await.map_err(|e| pg_error(&e))?;
+    let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             // The next statement fails too and is reported there, with the sink's name.
@@ -324,13 +382,11 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
 
 /// `name` or `schema.name` as a quoted identifier. Quoting keeps the case as written and
 /// allows names that are SQL keywords.
-pub fn quote_table(table: &str) -> Result<String, String> {
+pub fn quote_table(table: &str) -> Result<String, Error> {
     let parts: Vec<&str> = table.split('.').collect();
     let plain = |p: &&str| !p.is_empty() && p.len() <= 63 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if parts.len() > 2 || !parts.iter().all(plain) {
-        return Err(format!(
-            "table {table:?}: write `name` or `schema.name`, each of letters, digits and _, at most 63 characters"
-        ));
+        return Err(Error::Table(table.to_owned()));
     }
     Ok(parts.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join("."))
 }
@@ -360,22 +416,21 @@ fn describe_target(pg: &tokio_postgres::Config) -> String {
 
 /// The parse error without anything the string held: tokio-postgres quotes an unknown
 /// option's name, which for a malformed string can be a piece of the password.
-fn describe_parse_error(e: &tokio_postgres::Error) -> String {
+fn describe_parse_error(e: &tokio_postgres::Error) -> DsnProblem {
     let detail = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
-    let hint = if detail.starts_with("invalid value for option") {
-        detail
+    if detail.starts_with("invalid value for option") {
+        DsnProblem::InvalidValue(detail)
     } else if detail.starts_with("unknown option") {
-        "an option it does not know (values with spaces or quotes must be quoted: password='a b')".to_owned()
+        DsnProblem::UnknownOption
     } else {
-        "it is neither key=value pairs nor a postgres:// URL".to_owned()
-    };
-    format!("the connection string is not valid: {hint}")
+        DsnProblem::Unrecognised
+    }
 }
 
 /// Removes `sslrootcert` (which tokio-postgres does not know) and maps libpq's
 /// `sslmode=verify-ca`/`verify-full` to `require` (this sink always verifies). Returns the
 /// string for tokio-postgres and the root certificate file, if any.
-fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), String> {
+fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), DsnProblem> {
     let mut rootcert = None;
     let mut map = |key: &str, value: String| -> Option<String> {
         match (key, value.as_str()) {
@@ -395,7 +450,7 @@ fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), String> {
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded = percent_decode(value).ok_or("a query value is not valid percent-encoded UTF-8")?;
+            let decoded = percent_decode(value).ok_or(DsnProblem::PercentEncoding)?;
             if let Some(v) = map(key, decoded.clone()) {
                 kept.push(if v == decoded { pair.to_owned() } else { format!("{key}={v}") });
             }
@@ -413,7 +468,7 @@ fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), String> {
 }
 
 /// libpq's `key = value` list: values may be single-quoted, with `\'` and `\\` inside.
-fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
+fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, DsnProblem> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
@@ -428,7 +483,7 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
             // Not naming the word: in a malformed string it may be a piece of the password.
-            return Err("the connection string is not valid: a word without `=` (values with spaces must be quoted: password='a b')".into());
+            return Err(DsnProblem::WordWithoutEquals);
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -439,7 +494,7 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
                     Some('\\') => value.extend(chars.next()),
                     Some(c) => value.push(c),
                     None => {
-                        return Err("the connection string is not valid: a quoted value lacks its closing quote".into());
+                        return Err(DsnProblem::UnclosedQuote);
                     }
                 }
             }
@@ -479,21 +534,18 @@ fn percent_decode(s: &str) -> Option<String> {
 struct RustlsConnect(Arc<rustls::ClientConfig>);
 
 impl RustlsConnect {
-    fn new(rootcert: Option<&Path>) -> Result<RustlsConnect, String> {
+    fn new(rootcert: Option<&Path>) -> Result<RustlsConnect, Error> {
         let mut roots = rustls::RootCertStore::empty();
         match rootcert {
             Some(path) => {
                 let pem =
-                    std::fs::read(path).map_err(|e| format!("sslrootcert: cannot read {}: {e}", path.display()))?;
+                    std::fs::read(path).map_err(|source| Error::ReadRootCert { path: path.to_owned(), source })?;
                 for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert =
-                        cert.map_err(|e| format!("sslrootcert {}: not a PEM certificate: {e}", path.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("sslrootcert {}: unusable certificate: {e}", path.display()))?;
+                    let cert = cert.map_err(|source| Error::NotPem { path: path.to_owned(), source })?;
+                    roots.add(cert).map_err(|source| Error::UnusableCert { path: path.to_owned(), source })?;
                 }
                 if roots.is_empty() {
-                    return Err(format!("sslrootcert {}: no certificate in the file", path.display()));
+                    return Err(Error::NoCertificate(path.to_owned()));
                 }
             }
             None => {
@@ -507,7 +559,7 @@ impl RustlsConnect {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| e.to_string())?
+            .map_err(Error::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         // PostgreSQL 17 checks the ALPN name when a client offers one.
@@ -632,9 +684,11 @@ mod tests {
         let Err(e) = PostgresSink::new("ledger", "host=db password=hunter2 secret", "t", Path::to_path_buf) else {
             panic!("accepted");
         };
+        let e = e.to_string();
         assert!(!e.contains("secret") && !e.contains("hunter2"), "{e}");
         assert!(e.contains("ledger"), "{e}");
         let Err(e) = PostgresSink::new("ledger", "host=db port=x", "t", Path::to_path_buf) else { panic!("accepted") };
+        let e = e.to_string();
         assert!(e.contains("`port`"), "{e}");
     }
 
@@ -646,6 +700,7 @@ mod tests {
         else {
             panic!("accepted");
         };
+        let e = e.to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }
