@@ -47,9 +47,10 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// Parses `dsn` (libpq `key=value` pairs or a `postgres://` URL); a relative
     /// `sslrootcert` goes through `resolve`. The error never quotes the string.
-    pub fn parse(dsn: &str, resolve: impl Fn(&Path) -> PathBuf) -> Result<Target, String> {
-        let (dsn, rootcert) = take_tls_options(dsn)?;
-        let mut config = tokio_postgres::Config::from_str(&dsn).map_err(|e| describe_parse_error(&e))?;
+    pub fn parse(dsn: &str, resolve: impl Fn(&Path) -> PathBuf) -> Result<Target, TargetError> {
+        let (dsn, rootcert) = take_tls_options(dsn).map_err(TargetError::Dsn)?;
+        let mut config =
+            tokio_postgres::Config::from_str(&dsn).map_err(|e| TargetError::Dsn(describe_parse_error(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -79,7 +80,7 @@ impl Target {
     pub async fn connect_with(
         &self,
         on_notify: impl Fn(&str) + Send + 'static,
-    ) -> Result<(Client, tokio::task::JoinHandle<()>), String> {
+    ) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
         match &self.tls {
             None => open(&self.config, NoTls, on_notify).await,
             Some(tls) => open(&self.config, tls.clone(), on_notify).await,
@@ -87,14 +88,14 @@ impl Target {
     }
 
     /// Opens a connection whose driver runs on a task of its own.
-    pub async fn connect(&self) -> Result<Client, String> {
+    pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
         self.connect_with(|_| {}).await.map(|(client, _)| client)
     }
 
     /// A pool of at most `max` connections, opened as needed; a connection found closed is
     /// replaced. `wait` bounds how long a caller waits for a connection (a free one, or a
     /// new one being opened).
-    pub fn pool(&self, max: usize, wait: Duration) -> Result<deadpool_postgres::Pool, String> {
+    pub fn pool(&self, max: usize, wait: Duration) -> Result<deadpool_postgres::Pool, TargetError> {
         // With `sslmode=disable` tokio-postgres never calls the TLS hook; one type serves both.
         let tls = match &self.tls {
             Some(tls) => tls.clone(),
@@ -111,7 +112,7 @@ impl Target {
             .wait_timeout(Some(wait))
             .create_timeout(Some(wait))
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(|e| TargetError::Pool(e.to_string()))
     }
 }
 
@@ -119,12 +120,12 @@ async fn open<T>(
     config: &tokio_postgres::Config,
     tls: T,
     on_notify: impl Fn(&str) + Send + 'static,
-) -> Result<(Client, tokio::task::JoinHandle<()>), String>
+) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket> + 'static,
     T::Stream: Send + 'static,
 {
-    let (client, mut connection) = config.connect(tls).await.map_err(|e| pg_error(&e))?;
+    let (client, mut connection) = config.connect(tls).await?;
     let driver = tokio::spawn(async move {
         let messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         futures::pin_mut!(messages);
@@ -141,6 +142,56 @@ where
         }
     });
     Ok((client, driver))
+}
+
+/// Why a connection string cannot be used. Never shows the string: it holds the password.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("the connection string is not valid: {0}")]
+    Dsn(DsnProblem),
+    #[error("sslrootcert: cannot read {path}: {source}")]
+    ReadRootCert {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("sslrootcert {path}: not a PEM certificate: {source}")]
+    NotPem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("sslrootcert {path}: unusable certificate: {source}")]
+    UnusableCert {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("sslrootcert {0}: no certificate in the file")]
+    NoCertificate(PathBuf),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("cannot set up the connection pool: {0}")]
+    Pool(String),
+}
+
+/// What is wrong with a connection string, named without quoting any of it (a malformed
+/// string may cut the password anywhere).
+#[derive(Debug, thiserror::Error)]
+pub enum DsnProblem {
+    /// tokio-postgres' "invalid value for option `…`": names the option, not the value.
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("an option it does not know (values with spaces or quotes must be quoted: password='a b')")]
+    UnknownOption,
+    #[error("it is neither key=value pairs nor a postgres:// URL")]
+    Unrecognised,
+    #[error("a word without `=` (values with spaces must be quoted: password='a b')")]
+    WordWithoutEquals,
+    #[error("a quoted value lacks its closing quote")]
+    UnclosedQuote,
+    #[error("a query value is not valid percent-encoded UTF-8")]
+    PercentEncoding,
 }
 
 /// The server's message and SQLSTATE, or the client's error. Only the primary message: the
@@ -189,22 +240,21 @@ fn describe_target(pg: &tokio_postgres::Config) -> String {
 
 /// The parse error without anything the string held: tokio-postgres quotes an unknown
 /// option's name, which for a malformed string can be a piece of the password.
-fn describe_parse_error(e: &tokio_postgres::Error) -> String {
+fn describe_parse_error(e: &tokio_postgres::Error) -> DsnProblem {
     let detail = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
-    let hint = if detail.starts_with("invalid value for option") {
-        detail
+    if detail.starts_with("invalid value for option") {
+        DsnProblem::InvalidValue(detail)
     } else if detail.starts_with("unknown option") {
-        "an option it does not know (values with spaces or quotes must be quoted: password='a b')".to_owned()
+        DsnProblem::UnknownOption
     } else {
-        "it is neither key=value pairs nor a postgres:// URL".to_owned()
-    };
-    format!("the connection string is not valid: {hint}")
+        DsnProblem::Unrecognised
+    }
 }
 
 /// Removes `sslrootcert` (which tokio-postgres does not know) and maps libpq's
 /// `sslmode=verify-ca`/`verify-full` to `require` (this sink always verifies). Returns the
 /// string for tokio-postgres and the root certificate file, if any.
-pub fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), String> {
+pub fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), DsnProblem> {
     let mut rootcert = None;
     let mut map = |key: &str, value: String| -> Option<String> {
         match (key, value.as_str()) {
@@ -224,7 +274,7 @@ pub fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), String> 
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded = percent_decode(value).ok_or("a query value is not valid percent-encoded UTF-8")?;
+            let decoded = percent_decode(value).ok_or(DsnProblem::PercentEncoding)?;
             if let Some(v) = map(key, decoded.clone()) {
                 kept.push(if v == decoded { pair.to_owned() } else { format!("{key}={v}") });
             }
@@ -242,7 +292,7 @@ pub fn take_tls_options(dsn: &str) -> Result<(String, Option<PathBuf>), String> 
 }
 
 /// libpq's `key = value` list: values may be single-quoted, with `\'` and `\\` inside.
-fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
+fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, DsnProblem> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
@@ -257,7 +307,7 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
             // Not naming the word: in a malformed string it may be a piece of the password.
-            return Err("the connection string is not valid: a word without `=` (values with spaces must be quoted: password='a b')".into());
+            return Err(DsnProblem::WordWithoutEquals);
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -268,7 +318,7 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
                     Some('\\') => value.extend(chars.next()),
                     Some(c) => value.push(c),
                     None => {
-                        return Err("the connection string is not valid: a quoted value lacks its closing quote".into());
+                        return Err(DsnProblem::UnclosedQuote);
                     }
                 }
             }
@@ -308,21 +358,18 @@ fn percent_decode(s: &str) -> Option<String> {
 pub struct RustlsConnect(Arc<rustls::ClientConfig>);
 
 impl RustlsConnect {
-    pub fn new(rootcert: Option<&Path>) -> Result<RustlsConnect, String> {
+    pub fn new(rootcert: Option<&Path>) -> Result<RustlsConnect, TargetError> {
         let mut roots = rustls::RootCertStore::empty();
         match rootcert {
             Some(path) => {
-                let pem =
-                    std::fs::read(path).map_err(|e| format!("sslrootcert: cannot read {}: {e}", path.display()))?;
+                let pem = std::fs::read(path)
+                    .map_err(|source| TargetError::ReadRootCert { path: path.to_owned(), source })?;
                 for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert =
-                        cert.map_err(|e| format!("sslrootcert {}: not a PEM certificate: {e}", path.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("sslrootcert {}: unusable certificate: {e}", path.display()))?;
+                    let cert = cert.map_err(|source| TargetError::NotPem { path: path.to_owned(), source })?;
+                    roots.add(cert).map_err(|source| TargetError::UnusableCert { path: path.to_owned(), source })?;
                 }
                 if roots.is_empty() {
-                    return Err(format!("sslrootcert {}: no certificate in the file", path.display()));
+                    return Err(TargetError::NoCertificate(path.to_owned()));
                 }
             }
             None => {
@@ -336,7 +383,7 @@ impl RustlsConnect {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| e.to_string())?
+            .map_err(TargetError::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         // PostgreSQL 17 checks the ALPN name when a client offers one.
@@ -450,11 +497,11 @@ mod tests {
         assert!(!target.uses_tls());
         // A malformed string whose unquoted password has a space: tokio-postgres would call
         // the second half an unknown option and quote it.
-        let e = Target::parse("host=db password=hunter2 secret", Path::to_path_buf).unwrap_err();
+        let e = Target::parse("host=db password=hunter2 secret", Path::to_path_buf).unwrap_err().to_string();
         assert!(!e.contains("secret") && !e.contains("hunter2"), "{e}");
-        let e = Target::parse("host=db port=x", Path::to_path_buf).unwrap_err();
+        let e = Target::parse("host=db port=x", Path::to_path_buf).unwrap_err().to_string();
         assert!(e.contains("`port`"), "{e}");
-        let e = Target::parse("host=db sslrootcert=/nonexistent/ca.pem", Path::to_path_buf).unwrap_err();
+        let e = Target::parse("host=db sslrootcert=/nonexistent/ca.pem", Path::to_path_buf).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

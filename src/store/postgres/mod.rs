@@ -90,15 +90,17 @@ impl Postgres {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p.to_path_buf(),
         })
-        .map_err(|detail| StoreError::Unreachable { server: "[state] url".into(), detail })?;
+        .map_err(|e| StoreError::Unreachable { server: "[state] url".into(), detail: e.to_string() })?;
         let described = format!("postgres {} schema {}", target.describe(), settings.schema);
         let server = target.describe().to_owned();
         let quoted = format!("\"{}\"", settings.schema.replace('"', "\"\""));
         let pool = target
             .pool(POOL_SIZE, POOL_WAIT)
-            .map_err(|detail| StoreError::Unreachable { server: server.clone(), detail })?;
-        let mut client =
-            target.connect().await.map_err(|detail| StoreError::Unreachable { server: server.clone(), detail })?;
+            .map_err(|e| StoreError::Unreachable { server: server.clone(), detail: e.to_string() })?;
+        let mut client = target
+            .connect()
+            .await
+            .map_err(|e| StoreError::Unreachable { server: server.clone(), detail: e.to_string() })?;
         match migrations::migrate(&mut client, &settings.schema, &quoted).await {
             Ok(Ok(_)) => {}
             Ok(Err(found)) => {
@@ -193,7 +195,9 @@ async fn listen(target: Target, channel: String, committed: Committed) {
                 }
                 Err(e) => tracing::warn!(error = %pg_error(&e), "cannot LISTEN on the state database; retrying"),
             },
-            Err(e) => tracing::debug!(error = %e, "cannot open the state database's notification connection; retrying"),
+            Err(e) => {
+                tracing::debug!(error = %pg_error(&e), "cannot open the state database's notification connection; retrying")
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
