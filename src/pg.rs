@@ -64,6 +64,14 @@ impl Target {
         Ok(Target { described: describe_target(&config), config, tls })
     }
 
+    /// Names the connections `name` in `pg_stat_activity`, unless the connection string
+    /// names them already.
+    pub fn name_connections(&mut self, name: &str) {
+        if self.config.get_application_name().is_none_or(|n| n == "cen-poller") {
+            self.config.application_name(name);
+        }
+    }
+
     /// Hosts, ports, database and user (`db:5432/cen as app`).
     pub fn describe(&self) -> &str {
         &self.described

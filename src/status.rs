@@ -30,6 +30,10 @@ pub struct StatusReport {
     pub subscriptions: Option<crate::service::subscriptions::StatusSection>,
     /// The last audit that ran to its end (SPEC 12), by the daemon or `cen-poller audit`.
     pub last_audit: Option<crate::store::LastAudit>,
+    /// With `state.backend = "postgres"`: the instances seen in the last 5 minutes, the
+    /// one that polls first (SPEC 13). Absent on SQLite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Vec<crate::store::Instance>>,
 }
 
 /// Notifications first seen in a period.
@@ -45,6 +49,9 @@ pub struct Counts {
     /// Per source: mastercard-cen, vgs.
     pub by_source: BTreeMap<String, u64>,
 }
+
+/// How recently an instance must have renewed or bid for the leadership to be listed.
+const CLUSTER_RECENT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads the report from the configuration's state (the SQLite file must exist).
 pub async fn collect(config: &Config) -> Result<StatusReport, crate::service::Error> {
@@ -77,6 +84,10 @@ pub async fn collect(config: &Config) -> Result<StatusReport, crate::service::Er
         dead_letters: store.dead_letter_counts().await?.into_iter().collect(),
         subscriptions: None,
         last_audit: store.last_audit().await?,
+        cluster: match config.state.backend {
+            crate::config::StateBackend::Sqlite => None,
+            crate::config::StateBackend::Postgres => Some(store.instances(CLUSTER_RECENT).await?),
+        },
     })
 }
 
@@ -116,6 +127,26 @@ impl StatusReport {
             out.push('\n');
             for (sink, n) in &self.dead_letters {
                 out.push_str(&format!("    {sink:<32} {n}  (cen-poller dead-letters list --sink {sink})\n"));
+            }
+        }
+        if let Some(instances) = &self.cluster {
+            out.push_str("instances");
+            if instances.is_empty() {
+                out.push_str(
+                    "    none seen in the last 5 minutes
+",
+                );
+            } else {
+                out.push('\n');
+                for i in instances {
+                    let seen = chrono::DateTime::from_timestamp_millis(i.last_seen_ms).map(format_timestamp);
+                    out.push_str(&format!(
+                        "    {:<32} {}last seen {}\n",
+                        i.name,
+                        if i.leader { "polls (leader)  " } else { "" },
+                        seen.as_deref().unwrap_or("?")
+                    ));
+                }
             }
         }
         if let Some(s) = &self.subscriptions {

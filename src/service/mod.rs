@@ -100,7 +100,12 @@ pub fn store_location(config: &Config) -> Result<Location, Error> {
                 (None, None) => String::new(),
             };
             let base_dir = config.path.parent().map(std::path::Path::to_path_buf);
-            Ok(Location::Postgres(crate::store::postgres::Settings { dsn, schema: state.schema.clone(), base_dir }))
+            Ok(Location::Postgres(crate::store::postgres::Settings {
+                dsn,
+                schema: state.schema.clone(),
+                base_dir,
+                instance: Some(instance_name(config)),
+            }))
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct Settings {
     pub schema: String,
     /// Relative `sslrootcert` paths are resolved against this directory.
     pub base_dir: Option<PathBuf>,
+    /// This instance's name (`state.instance`): its connections' `application_name` is
+    /// `cen-poller <instance>`, so `pg_stat_activity` tells the instances apart.
+    pub instance: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -86,11 +89,14 @@ impl Postgres {
     /// starts listening for other instances' commits, which raise `committed`.
     pub async fn open(settings: &Settings, committed: Committed) -> Result<Postgres, StoreError> {
         let base = settings.base_dir.clone();
-        let target = Target::parse(&settings.dsn, |p| match &base {
+        let mut target = Target::parse(&settings.dsn, |p| match &base {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p.to_path_buf(),
         })
         .map_err(|e| StoreError::Unreachable { server: "[state] url".into(), detail: e.to_string() })?;
+        if let Some(instance) = &settings.instance {
+            target.name_connections(&format!("cen-poller {instance}"));
+        }
         let described = format!("postgres {} schema {}", target.describe(), settings.schema);
         let server = target.describe().to_owned();
         let quoted = format!("\"{}\"", settings.schema.replace('"', "\"\""));
