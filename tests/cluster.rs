@@ -466,3 +466,67 @@ async fn a_killed_or_paused_leader_is_replaced_and_only_the_leader_moves_the_wat
         d.stop("TERM", Duration::from_secs(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_nodes_sqlite_state_moves_into_postgres_and_is_delivered_from_there() {
+    let pg = PgServer::start();
+    let sim = SimConfig::bounded(80, Utc::now() - TimeDelta::minutes(10), 1.0, 200);
+    let poll = format!(
+        "interval = \"1h\"\nsettle = \"2s\"\nlookback = \"1m\"\nfirst_start = \"{}\"",
+        format_timestamp(Utc::now() - TimeDelta::minutes(15))
+    );
+    let env = Env::start(sim, &poll).await;
+    // The single node's state: everything polled and queued for `archive`, never
+    // delivered; two of them given up on.
+    let store = env.store();
+    env.poller(&store).cycle(&CancellationToken::new()).await.unwrap();
+    let given_up = store.lease("archive", "old", 2, 60_000).await.unwrap();
+    for l in &given_up {
+        store.dead_letter(l.seq, "old", "HTTP 400").await.unwrap();
+    }
+    let watermark_before = store.watermark().await.unwrap().expect("the cycle set the watermark");
+    drop(store);
+
+    let text = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        "[state]\npath = \"state.db\"",
+        &format!("[state]\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"moved\"", pg.dsn()),
+    );
+    let pg_config = env.dir.path().join("cluster.toml");
+    std::fs::write(&pg_config, text).unwrap();
+    let out = env.command_with(&pg_config).args(["migrate-state", "--from", "state.db"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("copied 200 notifications, 198 outbox rows, 2 dead letters"), "{stdout}");
+
+    let db = pg.client().await;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM moved.notifications").await, 200);
+    assert_eq!(count("SELECT count(*) FROM moved.outbox WHERE lease_owner IS NULL").await, 198);
+    assert_eq!(count("SELECT count(*) FROM moved.dead_letters").await, 2);
+    assert_eq!(count("SELECT watermark_ms FROM moved.poll").await, watermark_before);
+
+    // Twice is refused, and changes nothing.
+    let again = env.command_with(&pg_config).args(["migrate-state", "--from", "state.db"]).output().await.unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds notifications"));
+    assert_eq!(count("SELECT count(*) FROM moved.notifications").await, 200);
+
+    // A daemon on the database delivers what was pending; the rest are duplicates to it.
+    let shutdown = CancellationToken::new();
+    let config = cen_poller::config::Config::load(&pg_config).unwrap();
+    let running = cen_poller::service::start(&config, shutdown.clone()).await.unwrap();
+    assert!(wait_for(Duration::from_secs(30), || env.sink_ids().len() >= 198).await, "{}", env.sink_ids().len());
+    let dead: Vec<String> = given_up.iter().map(|l| l.id.clone()).collect();
+    let expected: Vec<String> = env
+        .sim
+        .expected_ids(Utc::now() - TimeDelta::hours(1), Utc::now())
+        .into_iter()
+        .filter(|id| !dead.contains(id))
+        .collect();
+    assert_exactly_once(&env.sink_ids(), &expected);
+    shutdown.cancel();
+    running.join(Duration::from_secs(20)).await;
+}

@@ -97,6 +97,14 @@ pub enum Command {
         #[arg(long)]
         sink: Option<String>,
     },
+    /// Copy one machine's SQLite state (watermark, seen set, outbox, dead letters, last
+    /// audit) into the PostgreSQL database of [state] (backend = "postgres"), whose schema
+    /// must hold no notifications yet. Stop the daemon that uses the file first.
+    MigrateState {
+        /// The SQLite state database to copy (the old `state.path`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,6 +228,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         (None, None) => daemon(&cli.config),
         (Some(Command::DeadLetters { action }), None) => dead_letters(&cli.config, action),
         (Some(Command::Replay { range, sink }), None) => replay(&cli.config, range, sink.as_deref()),
+        (Some(Command::MigrateState { from }), None) => migrate_state(&cli.config, from),
         (Some(Command::Subscriptions { action }), None) => subscriptions::run(&cli.config, action),
         (Some(Command::Fieldmappings { subject, json }), None) => {
             subscriptions::fieldmappings(&cli.config, subject.as_deref(), *json)
@@ -346,6 +355,31 @@ fn dead_letters(path: &Path, action: &DeadLetterAction) -> Result<ExitCode, CliE
         }
     })?;
     emit(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn migrate_state(path: &Path, from: &Path) -> Result<ExitCode, CliError> {
+    let config = Config::load(path)?;
+    let crate::store::Location::Postgres(to) = crate::service::store_location(&config).map_err(CliError::usage)? else {
+        return Err(CliError::Usage(format!(
+            "{}: migrate-state copies into PostgreSQL; set [state] backend = \"postgres\" and url_file first",
+            path.display()
+        )));
+    };
+    let copied =
+        runtime()?.block_on(crate::store::transfer::sqlite_to_postgres(from, &to)).map_err(CliError::runtime)?;
+    let watermark = copied
+        .watermark
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(|| "none".to_owned(), crate::cen::notification::format_timestamp);
+    emit(&format!(
+        "copied {} notifications, {} outbox rows, {} dead letters and the watermark ({watermark}) from {} into schema {}\n",
+        copied.notifications,
+        copied.outbox,
+        copied.dead_letters,
+        from.display(),
+        to.schema
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

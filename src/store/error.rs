@@ -113,6 +113,13 @@ pub enum StoreError {
     )]
     SchemaTooNew { server: String, found: i64, supported: i64 },
 
+    /// `migrate-state` found notifications in the target schema already.
+    #[error(
+        "the state database {server} already holds notifications; migrate-state copies into an \
+         empty schema only (two machines' states are not merged): set [state] schema to a new \
+         name, or drop this schema if it is a failed earlier attempt"
+    )]
+    NotEmpty { server: String },
     /// The watermark was not moved: this instance no longer holds the poller's leadership
     /// (its epoch is not the current one). Harmless: the new leader polls the window.
     #[error("not the poll leader any more (epoch {epoch} was superseded); the watermark was not moved")]

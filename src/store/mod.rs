@@ -30,6 +30,7 @@ mod handle;
 pub mod postgres;
 mod record;
 pub mod sqlite;
+pub mod transfer;
 mod types;
 
 use std::time::Duration;
@@ -38,7 +39,9 @@ pub use backend::{Backend, Batch, Committed, Epoch, Instance, Items, Leadership}
 pub use error::StoreError;
 pub use handle::{Location, StoreHandle};
 pub use sqlite::BUSY_TIMEOUT;
-pub use types::{Accepted, CountRow, DeadLetter, Incoming, LastAudit, Leased, Route, Via};
+pub use types::{
+    Accepted, CountRow, DeadLetter, Incoming, LastAudit, Leased, PendingDelivery, Route, StoredNotification, Via,
+};
 
 /// How long a dispatcher's claim on outbox rows lasts: rows not acknowledged by then are
 /// due again (the dispatcher died, or hangs), for any process. Far longer than a batch

@@ -231,3 +231,30 @@ pub struct CountRow {
     /// Notifications in this group.
     pub n: u64,
 }
+
+/// A stored notification with everything the seen set keeps about it (for moving a state
+/// from one backend to another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredNotification {
+    pub id: String,
+    pub source: String,
+    pub subject: String,
+    pub subscription_name: Option<String>,
+    pub created_ms: i64,
+    pub created_raw: String,
+    pub received_via: String,
+    pub first_seen_ms: i64,
+    pub recovered: bool,
+    pub json: String,
+}
+
+/// An outbox row still to deliver, without its claim (for moving a state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    pub sink: String,
+    pub notification_id: String,
+    pub enqueued_ms: i64,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+}

@@ -19,7 +19,10 @@
 //! - Outbox times (`enqueued_ms`, due, claim expiry) are the instances' clocks, as with
 //!   SQLite; only the leadership uses the database's clock.
 
+mod import;
 mod migrations;
+
+pub use import::Import;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -69,6 +72,8 @@ impl std::fmt::Debug for Settings {
 /// The PostgreSQL backend.
 pub struct Postgres {
     pool: Pool,
+    /// For connections outside the pool (the listener, an import).
+    target: Target,
     /// `"schema"`, quoted for SQL.
     s: String,
     /// The `NOTIFY` channel of this schema.
@@ -118,8 +123,8 @@ impl Postgres {
         }
         drop(client);
         let channel = format!("cen_poller_{}", settings.schema);
-        let listener = tokio::spawn(listen(target, channel.clone(), committed));
-        Ok(Postgres { pool, s: quoted, channel, described, listener })
+        let listener = tokio::spawn(listen(target.clone(), channel.clone(), committed));
+        Ok(Postgres { pool, target, s: quoted, channel, described, listener })
     }
 
     async fn conn(&self, op: &'static str) -> Result<Object, StoreError> {

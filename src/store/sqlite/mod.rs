@@ -21,6 +21,7 @@ mod accept;
 mod audit;
 mod backend;
 mod checkpoint;
+mod export;
 mod maintenance;
 mod migrations;
 mod outbox;
