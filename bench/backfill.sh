@@ -25,6 +25,9 @@
 #   SIM_WRAP=...      the same for the simulator process
 #   SINK_EXTRA=...    extra TOML lines for the file sink (e.g. a subjects filter)
 #   POLL_EXTRA=...    extra TOML lines for [poll] (e.g. max_window = "24h")
+#   STATE=...         the [state] section's lines instead of the SQLite file, e.g.
+#                     STATE="backend = \"postgres\"
+#                     url = \"$(bench/postgres.sh start /tmp/pg)\"" (see bench/postgres.sh)
 set -euo pipefail
 
 COUNT=${COUNT:-1000000}
@@ -103,7 +106,7 @@ page_size = $PAGE_SIZE
 ${POLL_EXTRA:-}
 
 [state]
-path = "state/state.db"
+${STATE:-path = "state/state.db"}
 
 [log]
 format = "text"

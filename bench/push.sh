@@ -8,6 +8,9 @@
 #   CONNS="50" DURATION=20s bench/push.sh
 #   SIZE=small bench/push.sh           # ~200-byte notifications instead of realistic ~1.8 KB ones
 #   SKIP_BUILD=1 BIN=/path/to/cen-poller bench/push.sh   # another daemon build, same load generator
+#   PG_DSN=$(bench/postgres.sh start /tmp/pg) bench/push.sh          # PostgreSQL state (SPEC 13)
+#   PG_DSN=... INSTANCES=3 CONNS=51 bench/push.sh   # three instances on it, the connections
+#                                                   # split evenly, one load generator each
 #
 # The daemon runs with NO sinks (SINK=file adds a file sink): the figure is the endpoint +
 # parse + durable commit. Its poller polls a `cen-poller simulate` holding a handful of
@@ -20,8 +23,14 @@ DURATION=${DURATION:-20s}
 BATCH=${BATCH:-10}
 SIZE=${SIZE:-realistic}
 SINK=${SINK:-none}
+INSTANCES=${INSTANCES:-1}
+if [ "$INSTANCES" != 1 ] && [ -z "${PG_DSN:-}" ]; then
+    echo "INSTANCES > 1 needs PG_DSN: several instances share a PostgreSQL state" >&2
+    exit 2
+fi
 WORK=$(mktemp -d /tmp/cen-push-bench.XXXXXX)
 PIDS=()
+DAEMONS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -61,12 +70,25 @@ SIM_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$SIM_PORT"
 
-PUSH_PORT=$(free_port)
 SINKS=""
 if [ "$SINK" = file ]; then
     SINKS=$'[[sinks]]\nname = "archive"\ntype = "file"\npath = "notifications.jsonl"\n'
 fi
-cat > config.toml <<EOF
+if [ -n "${PG_DSN:-}" ]; then
+    count_stored() { psql "$PG_DSN" -tAc "select count(*) from cen_poller.notifications" 2>/dev/null || echo 0; }
+else
+    count_stored() { sqlite3 state.db "select count(*) from notifications"; }
+fi
+PUSH_PORTS=()
+for i in $(seq 1 "$INSTANCES"); do
+    PORT=$(free_port)
+    PUSH_PORTS+=("$PORT")
+    if [ -n "${PG_DSN:-}" ]; then
+        STATE=$'backend = "postgres"\n'"url = \"$PG_DSN\""$'\n'"instance = \"bench-$i\""
+    else
+        STATE='path = "state.db"'
+    fi
+    cat > "config-$i.toml" <<EOF
 [api]
 base_url = "http://127.0.0.1:$SIM_PORT/commercial-event-notifications"
 consumer_key = "bench"
@@ -77,7 +99,7 @@ timeout = "10s"
 interval = "1h"
 
 [state]
-path = "state.db"
+$STATE
 
 [admin]
 listen = "127.0.0.1:0"
@@ -87,7 +109,7 @@ format = "text"
 level = "info"
 
 [push]
-listen = "127.0.0.1:$PUSH_PORT"
+listen = "127.0.0.1:$PORT"
 path = "/notifications"
 cert = "server.pem"
 key = "server-key.pem"
@@ -96,12 +118,14 @@ allowed_client_names = ["bench-pusher"]
 
 $SINKS
 EOF
-"$BIN" --config config.toml > daemon.log 2>&1 &
-DAEMON=$!
-PIDS+=($DAEMON)
-wait_port "$PUSH_PORT"
+    "$BIN" --config "config-$i.toml" > "daemon-$i.log" 2>&1 &
+    DAEMONS+=($!)
+    PIDS+=($!)
+    wait_port "$PORT"
+done
+PUSH_PORT=${PUSH_PORTS[0]}
 sleep 1
-BEFORE=$(sqlite3 state.db "select count(*) from notifications")
+BEFORE=$(count_stored)
 
 results=()
 run() { # label port conns
@@ -112,16 +136,34 @@ run() { # label port conns
 
 OK_TOTAL=0
 for c in $CONNS; do
-    echo "== cen-poller, $c connections, $DURATION"
-    run cen-poller "$PUSH_PORT" "$c"
-    OK_TOTAL=$((OK_TOTAL + $(grep '^RESULT' "load-cen-poller-$c.txt" | sed 's/.* notifications=\([0-9]*\).*/\1/')))
+    if [ "$INSTANCES" = 1 ]; then
+        echo "== cen-poller, $c connections, $DURATION"
+        run cen-poller "$PUSH_PORT" "$c"
+        OK_TOTAL=$((OK_TOTAL + $(grep '^RESULT' "load-cen-poller-$c.txt" | sed 's/.* notifications=\([0-9]*\).*/\1/')))
+    else
+        # One load generator per instance, at once, each with its share of the connections.
+        echo "== cen-poller x $INSTANCES, $c connections in all, $DURATION"
+        LOADERS=()
+        for i in $(seq 1 "$INSTANCES"); do
+            "$LOAD" --url "https://localhost:${PUSH_PORTS[$((i - 1))]}/notifications" --ca server-ca.pem \
+                --cert client.pem --key client-key.pem --connections $((c / INSTANCES)) --duration "$DURATION" \
+                --batch "$BATCH" --size "$SIZE" --label "cen-poller-$i" > "load-$i-$c.txt" &
+            LOADERS+=($!)
+        done
+        for p in "${LOADERS[@]}"; do wait "$p"; done
+        for i in $(seq 1 "$INSTANCES"); do
+            results+=("$(grep '^RESULT' "load-$i-$c.txt")")
+            OK_TOTAL=$((OK_TOTAL + $(grep '^RESULT' "load-$i-$c.txt" | sed 's/.* notifications=\([0-9]*\).*/\1/')))
+        done
+        echo "   in all: $(grep -h '^RESULT' load-*-"$c".txt | sed 's/.* nps=\([0-9]*\).*/\1/' | paste -sd+ | bc) notifications/s"
+    fi
 done
-AFTER=$(sqlite3 state.db "select count(*) from notifications")
+AFTER=$(count_stored)
 STORED=$((AFTER - BEFORE))
 echo "== durability: generator got 200 for $OK_TOTAL notifications; the store gained $STORED (before $BEFORE, after $AFTER)"
-kill "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
-# Counted again after a clean stop, from the file itself.
-AFTER_STOP=$(sqlite3 state.db "select count(*) from notifications")
+for d in "${DAEMONS[@]}"; do kill "$d"; wait "$d" 2>/dev/null || true; done
+# Counted again after a clean stop.
+AFTER_STOP=$(count_stored)
 echo "   after the daemon stopped: $AFTER_STOP rows"
 
 NGINX_PORT=$(free_port)
