@@ -94,6 +94,7 @@ done
 [[ $code == 401 ]] || { echo "bench: the simulator did not come up" >&2; exit 1; }
 
 # --- The backfill ----------------------------------------------------------------------
+STATE_TOML=${STATE:-'path = "state/state.db"'}
 cat >"$WORK/config.toml" <<EOF
 [api]
 base_url = "http://127.0.0.1:$PORT/commercial-event-notifications"
@@ -106,7 +107,7 @@ page_size = $PAGE_SIZE
 ${POLL_EXTRA:-}
 
 [state]
-${STATE:-path = "state/state.db"}
+$STATE_TOML
 
 [log]
 format = "text"

@@ -15,7 +15,6 @@
 //! is ignored.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 
 /// Ranges are cut at this (a multiple of any page size up to 64 KiB): the start is rounded
 /// down so a call catches what the previous one left, the end too so the page the next
@@ -27,22 +26,19 @@ const ALIGN: u64 = 64 * 1024;
 /// are written back first, not dropped.
 pub fn forget(file: &File, from: u64, to: Option<u64>) {
     let start = from & !(ALIGN - 1);
-    // Length 0 means "to the end of the file".
+    // No length means "to the end of the file".
     let len = match to {
-        None => 0,
-        Some(to) if to & !(ALIGN - 1) > start => (to & !(ALIGN - 1)) - start,
+        None => None,
+        Some(to) if to & !(ALIGN - 1) > start => std::num::NonZeroU64::new((to & !(ALIGN - 1)) - start),
         Some(_) => return,
     };
-    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
-        return;
-    };
-    // SAFETY: a plain system call on a descriptor `file` owns for the call's duration.
-    let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), start, len, libc::POSIX_FADV_DONTNEED) };
+    let _ = rustix::fs::fadvise(file, start, len, rustix::fs::Advice::DontNeed);
 }
 
 /// How many of `path`'s pages the page cache holds, and how many it has (`mincore`).
 #[cfg(test)]
 pub(crate) fn cached_pages(path: &std::path::Path) -> (usize, usize) {
+    use std::os::fd::AsRawFd;
     let file = File::open(path).unwrap();
     let len = usize::try_from(file.metadata().unwrap().len()).unwrap();
     // SAFETY: sysconf has no preconditions.

@@ -65,6 +65,12 @@ struct Args {
     /// Print one machine-readable line `RESULT label=... key=value ...` at the end as well
     #[arg(long)]
     label: Option<String>,
+    /// PostgreSQL state at this connection string instead of a SQLite file (SPEC 13)
+    #[arg(long, value_name = "DSN")]
+    pg_dsn: Option<String>,
+    /// Daemons sharing the PostgreSQL state; connection k pushes to daemon k mod N
+    #[arg(long, default_value_t = 1, requires = "pg_dsn")]
+    instances: usize,
 }
 
 fn seconds(flag: &str, text: &str) -> Duration {
@@ -141,7 +147,8 @@ struct Tally {
 }
 
 struct Plan {
-    url: String,
+    /// One push endpoint per daemon; connection k uses `urls[k % len]`.
+    urls: Vec<String>,
     seed: u64,
     start: tokio::time::Instant,
     rate: f64,
@@ -172,7 +179,8 @@ async fn connection(client: reqwest::Client, plan: Arc<Plan>, conn: usize) -> Ta
         let due = plan.start + Duration::from_secs_f64(n as f64 / plan.rate);
         tokio::time::sleep_until(due).await;
         let at = Instant::now();
-        let result = client.post(&plan.url).header("content-type", "application/json").body(body).send().await;
+        let url = &plan.urls[conn % plan.urls.len()];
+        let result = client.post(url).header("content-type", "application/json").body(body).send().await;
         match result {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -271,12 +279,21 @@ async fn main() {
     let receiver_addr = listener.local_addr().expect("receiver address");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let push_port = free_port();
-    write(
-        dir,
-        "config.toml",
-        &format!(
-            r#"[api]
+    let mut push_ports = Vec::new();
+    let mut daemons = Vec::new();
+    for k in 0..args.instances.max(1) {
+        let push_port = free_port();
+        push_ports.push(push_port);
+        let state = match &args.pg_dsn {
+            Some(dsn) => format!("backend = \"postgres\"\nurl = \"{dsn}\"\ninstance = \"bench-{k}\""),
+            None => "path = \"state.db\"".to_owned(),
+        };
+        let config = format!("config-{k}.toml");
+        write(
+            dir,
+            &config,
+            &format!(
+                r#"[api]
 base_url = "http://{sim_addr}/commercial-event-notifications"
 consumer_key = "bench"
 signing_key = "signing-key.pem"
@@ -286,7 +303,7 @@ timeout = "10s"
 interval = "1h"
 
 [state]
-path = "state.db"
+{state}
 
 [admin]
 listen = "127.0.0.1:0"
@@ -308,23 +325,25 @@ name = "receiver"
 type = "http"
 url = "http://{receiver_addr}/records"
 "#
-        ),
-    );
-    let log_path = dir.join("daemon.log");
-    let log = std::fs::File::create(&log_path).expect("daemon.log");
-    let mut daemon = tokio::process::Command::new(&bin)
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .env_remove("CEN_POLLER_CONFIG")
-        .env_remove("RUST_LOG")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    wait_port(push_port, &mut daemon, &log_path).await;
+            ),
+        );
+        let log_path = dir.join(format!("daemon-{k}.log"));
+        let log = std::fs::File::create(&log_path).expect("daemon.log");
+        let mut daemon = tokio::process::Command::new(&bin)
+            .arg("--config")
+            .arg(dir.join(&config))
+            .env_remove("CEN_POLLER_CONFIG")
+            .env_remove("RUST_LOG")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        wait_port(push_port, &mut daemon, &log_path).await;
+        daemons.push(daemon);
+    }
 
     let ca = reqwest::Certificate::from_pem(server_ca.pem.as_bytes()).expect("CA PEM");
     let identity = reqwest::Identity::from_pem(format!("{client_pem}{client_key}").as_bytes()).expect("identity");
@@ -333,7 +352,7 @@ url = "http://{receiver_addr}/records"
     // A short lead so every connection is ready before the first due time.
     let start = tokio::time::Instant::now() + Duration::from_millis(200);
     let plan = Arc::new(Plan {
-        url: format!("https://localhost:{push_port}/notifications"),
+        urls: push_ports.iter().map(|p| format!("https://localhost:{p}/notifications")).collect(),
         seed,
         start,
         rate: args.rate,
@@ -377,11 +396,15 @@ url = "http://{receiver_addr}/records"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // SIGTERM, then at most 10 s for a clean exit (kill_on_drop otherwise).
-    if let Some(pid) = daemon.id() {
-        // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    for daemon in &mut daemons {
+        if let Some(pid) = daemon.id() {
+            // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
+    for daemon in &mut daemons {
+        let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
+    }
     sim.stop();
 
     let a = arrivals.lock().expect("arrivals lock");

@@ -241,13 +241,10 @@ fn describe(status: std::process::ExitStatus) -> String {
 
 /// SIGKILL to the run's process group (its pid: it was started as a group leader).
 fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|&p| p > 0) else { return };
-    // SAFETY: kill(2) with a negative pid signals that process group and touches no memory;
-    // the group is ours (process_group(0) at spawn) and still unreaped, so its id is not
+    // The group is ours (process_group(0) at spawn) and still unreaped, so its id is not
     // reused.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
+    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw) else { return };
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
 fn check_executable(path: &std::path::Path) -> Result<(), ProgramProblem> {
