@@ -527,6 +527,41 @@ async fn a_single_nodes_sqlite_state_moves_into_postgres_and_is_delivered_from_t
         .filter(|id| !dead.contains(id))
         .collect();
     assert_exactly_once(&env.sink_ids(), &expected);
+
+    // The operator's commands work on the shared database: status shows the instance as
+    // the leader, the dead letters are listed and retried, and then delivered too.
+    let status = env.command_with(&pg_config).args(["status", "--json"]).output().await.unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["cluster"][0]["leader"], true, "{status}");
+    assert_eq!(status["dead_letters"]["archive"], 2, "{status}");
+    let listed = env.command_with(&pg_config).args(["dead-letters", "list", "--json"]).output().await.unwrap();
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let retried = env.command_with(&pg_config).args(["dead-letters", "retry"]).output().await.unwrap();
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert!(wait_for(Duration::from_secs(30), || env.sink_ids().len() >= 200).await, "{}", env.sink_ids().len());
+    assert_exactly_once(&env.sink_ids(), &env.sim.expected_ids(Utc::now() - TimeDelta::hours(1), Utc::now()));
     shutdown.cancel();
     running.join(Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_reached_at_start_is_named_and_the_daemon_exits_1() {
+    let sim = SimConfig::bounded(81, Utc::now() - TimeDelta::minutes(5), 1.0, 1);
+    let env = Env::start(sim, "interval = \"1h\"").await;
+    let closed = free_port();
+    let text = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        "[state]\npath = \"state.db\"",
+        &format!(
+            "[state]\nbackend = \"postgres\"\nurl = \"host=127.0.0.1 port={closed} user=cen password=hunter2 connect_timeout=2\""
+        ),
+    );
+    let config = env.dir.path().join("down.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = env.command_with(&config).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach the state database 127.0.0.1:{closed}")), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is never shown: {stderr}");
 }
