@@ -1,5 +1,6 @@
 //! Several instances on one PostgreSQL database (SPEC 13), against a real server started
-//! for each test (`common/servers.rs`): the backend's leadership and fencing, three
+//! for each test (`common/servers.rs`, with a NATS server where a test needs one): the
+//! backend's leadership and fencing, three
 //! daemons started at the same moment on an empty database sharing pushes, pull and
 //! delivery, and the database going away while pushes arrive. Waits poll for an outcome
 //! with a deadline.
@@ -22,7 +23,7 @@ use chrono::{TimeDelta, Utc};
 use common::pki::{ALLOWED, PushPki};
 use common::{CONSUMER_KEY, Env, assert_exactly_once, wait_for};
 use serde_json::Value;
-use servers::{PgServer, free_port};
+use servers::{NatsServer, PgServer, free_port};
 use tokio_util::sync::CancellationToken;
 
 async fn backend(pg: &PgServer, schema: &str) -> StoreHandle {
@@ -100,11 +101,11 @@ async fn a_row_is_claimed_by_one_instance_and_acked_only_by_its_claimant() {
 /// shared database, a push endpoint, a file sink `archive` of its own and the shared
 /// `ledger` table.
 fn node(env: &Env, pki: &PushPki, pg: &PgServer, name: &str, poll: &str) -> PathBuf {
-    node_on(env, pki, pg, name, poll, 0)
+    node_on(env, pki, pg, name, poll, 0, "")
 }
 
-/// [`node`] with the push endpoint on `push_port` (0: any free port).
-fn node_on(env: &Env, pki: &PushPki, pg: &PgServer, name: &str, poll: &str, push_port: u16) -> PathBuf {
+/// [`node`] with the push endpoint on `push_port` (0: any free port) and `extra` TOML.
+fn node_on(env: &Env, pki: &PushPki, pg: &PgServer, name: &str, poll: &str, push_port: u16, extra: &str) -> PathBuf {
     let dir = env.dir.path().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let push = pki.push_section(&dir, "").replacen("127.0.0.1:0", &format!("127.0.0.1:{push_port}"), 1);
@@ -118,7 +119,7 @@ fn node_on(env: &Env, pki: &PushPki, pg: &PgServer, name: &str, poll: &str, push
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [delivery]\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n\n\
              [[sinks]]\nname = \"archive\"\ntype = \"file\"\npath = \"notifications.jsonl\"\n\n\
-             [[sinks]]\nname = \"ledger\"\ntype = \"postgres\"\nurl = \"{}\"\ntable = \"cen_notifications\"\n\n{push}",
+             [[sinks]]\nname = \"ledger\"\ntype = \"postgres\"\nurl = \"{}\"\ntable = \"cen_notifications\"\n\n{extra}\n{push}",
             env.base_url,
             pg.dsn(),
             pg.dsn()
@@ -352,7 +353,13 @@ async fn a_killed_or_paused_leader_is_replaced_and_only_the_leader_moves_the_wat
     let env = Env::start(sim, &poll).await;
     let names = ["node-a", "node-b", "node-c"];
     let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
-    let configs: Vec<PathBuf> = names.iter().zip(&ports).map(|(n, p)| node_on(&env, &pki, &pg, n, &poll, *p)).collect();
+    let nats = NatsServer::start();
+    let bus = format!(
+        "[[sinks]]\nname = \"bus\"\ntype = \"nats\"\nurl = \"{}\"\nstream = \"CEN\"\nsubject = \"cen.{{subject}}\"\n",
+        nats.url()
+    );
+    let configs: Vec<PathBuf> =
+        names.iter().zip(&ports).map(|(n, p)| node_on(&env, &pki, &pg, n, &poll, *p, &bus)).collect();
     let db = pg.client().await;
 
     // The first instance creates the schema; the watermark log goes on it before the others start.
@@ -454,6 +461,28 @@ async fn a_killed_or_paused_leader_is_replaced_and_only_the_leader_moves_the_wat
         db.query("SELECT id FROM cen_notifications", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     let held: BTreeMap<String, usize> = ids.into_iter().map(|id| (id, 1)).collect();
     assert_exactly_once(&held, &expected);
+
+    // The NATS stream too holds each notification once, whatever the kills repeated.
+    let js = nats.jetstream().await;
+    let published = async {
+        loop {
+            if let Ok(mut stream) = js.get_stream("CEN").await
+                && stream.info().await.is_ok_and(|i| i.state.messages as usize >= expected.len())
+            {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let mut stream = tokio::time::timeout(Duration::from_secs(60), published).await.expect("the stream got everything");
+    let state = stream.info().await.unwrap().state.clone();
+    let mut on_the_bus = BTreeMap::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        let record: Value = serde_json::from_slice(&message.payload).unwrap();
+        *on_the_bus.entry(record["id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_exactly_once(&on_the_bus, &expected);
 
     let writes = db.query("SELECT writer, holder, epoch, valid FROM public.watermark_writes", &[]).await.unwrap();
     // At least the first leader's and one after each takeover.
