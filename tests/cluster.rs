@@ -571,6 +571,11 @@ async fn a_single_nodes_sqlite_state_moves_into_postgres_and_is_delivered_from_t
     assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
     assert!(wait_for(Duration::from_secs(30), || env.sink_ids().len() >= 200).await, "{}", env.sink_ids().len());
     assert_exactly_once(&env.sink_ids(), &env.sim.expected_ids(Utc::now() - TimeDelta::hours(1), Utc::now()));
+    // replay queues the stored notifications again on the shared database.
+    let replayed = env.command_with(&pg_config).args(["replay", "1h", "--sink", "archive"]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(replayed.status.success() && said.contains("archive  200 queued"), "{said}");
+    assert!(wait_for(Duration::from_secs(30), || env.sink_ids().values().all(|n| *n == 2)).await, "replayed once more");
     shutdown.cancel();
     running.join(Duration::from_secs(20)).await;
 }
