@@ -40,6 +40,9 @@ _cen__poller() {
             cen__poller,manpage)
                 cmd="cen__poller__subcmd__manpage"
                 ;;
+            cen__poller,migrate-state)
+                cmd="cen__poller__subcmd__migrate__subcmd__state"
+                ;;
             cen__poller,replay)
                 cmd="cen__poller__subcmd__replay"
                 ;;
@@ -96,6 +99,9 @@ _cen__poller() {
                 ;;
             cen__poller__subcmd__help,manpage)
                 cmd="cen__poller__subcmd__help__subcmd__manpage"
+                ;;
+            cen__poller__subcmd__help,migrate-state)
+                cmd="cen__poller__subcmd__help__subcmd__migrate__subcmd__state"
                 ;;
             cen__poller__subcmd__help,replay)
                 cmd="cen__poller__subcmd__help__subcmd__replay"
@@ -194,7 +200,7 @@ _cen__poller() {
 
     case "${cmd}" in
         cen__poller)
-            opts="-h -V --config --backfill --help --version check-config status sign dead-letters demo manpage completions simulate subscriptions fieldmappings audit replay help"
+            opts="-h -V --config --backfill --help --version check-config status sign dead-letters demo manpage completions simulate subscriptions fieldmappings audit replay migrate-state help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -452,7 +458,7 @@ _cen__poller() {
             return 0
             ;;
         cen__subcmd__poller__subcmd__help)
-            opts="check-config status sign dead-letters demo manpage completions simulate subscriptions fieldmappings audit replay help"
+            opts="check-config status sign dead-letters demo manpage completions simulate subscriptions fieldmappings audit replay migrate-state help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +598,20 @@ _cen__poller() {
             return 0
             ;;
         cen__subcmd__poller__subcmd__help__subcmd__manpage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cen__subcmd__poller__subcmd__help__subcmd__migrate__subcmd__state)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -780,6 +800,28 @@ _cen__poller() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cen__subcmd__poller__subcmd__migrate__subcmd__state)
+            opts="-h --from --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
