@@ -70,19 +70,13 @@ impl StoreHandle {
 
     /// A handle on an opened backend; `committed` is the signal the backend raises for
     /// other instances' commits (unused by a single-machine backend).
-    pub fn with_backend(
+    fn with_backend(
         backend: Arc<dyn Backend>,
         committed: Committed,
         routes: Vec<Route>,
         metrics: Arc<Metrics>,
     ) -> StoreHandle {
         StoreHandle { inner: Arc::new(Inner { backend, routes: RwLock::new(Arc::new(routes)), committed, metrics }) }
-    }
-
-    /// The same store counting into `metrics` (the daemon's registry).
-    pub fn with_metrics(&self, metrics: Arc<Metrics>) -> StoreHandle {
-        let routes = self.routes().as_ref().clone();
-        Self::with_backend(self.inner.backend.clone(), self.inner.committed.clone(), routes, metrics)
     }
 
     /// Where the state lives, for messages and `status`.

@@ -19,7 +19,7 @@
 //! Behind the handle is one [`Backend`] (`backend.rs` states what each must guarantee):
 //! [`sqlite`] (the default, one file on one machine) or [`postgres`] (several instances
 //! sharing one database, SPEC 13). Adding a backend is its folder plus one arm in
-//! [`StoreHandle::open`].
+//! [`StoreHandle::connect`] (and its `Location` variant).
 //!
 //! The store never reads the clock for what it stores (times come from the caller) and
 //! imports no source, sink, simulator or service module (`tests/layering.rs`).

@@ -159,6 +159,41 @@ pub struct Leased {
     pub record: String,
 }
 
+impl Leased {
+    /// Row `seq` of the outbox, claimed, with its notification's stored fields: writes the
+    /// record the sink is handed.
+    pub(crate) fn new(seq: i64, attempts: u32, enqueued_ms: i64, fields: &RecordFields<'_>) -> Leased {
+        let mut record = String::new();
+        write_record(&mut record, fields);
+        Leased {
+            seq,
+            id: fields.id.to_owned(),
+            attempts,
+            enqueued_ms,
+            subject: fields.subject.to_owned(),
+            created_raw: fields.created_raw.to_owned(),
+            received_via: fields.received_via.to_owned(),
+            record,
+        }
+    }
+}
+
+/// The most a stored delivery error keeps ([`DeadLetter::last_error`]): a sink's message
+/// can quote a whole response body.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// `error` cut to [`MAX_ERROR_BYTES`] at a character boundary, as every backend stores it.
+pub(crate) fn stored_error(error: &str) -> &str {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error;
+    }
+    let mut end = MAX_ERROR_BYTES;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    &error[..end]
+}
+
 /// A sink and the subjects it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

@@ -34,7 +34,8 @@ use deadpool_postgres::{Object, Pool, PoolError};
 
 use crate::pg::{Target, pg_error};
 use crate::store::backend::{Backend, Batch, Committed, Epoch, Instance, Leadership};
-use crate::store::record::{RecordFields, write_record};
+use crate::store::record::RecordFields;
+use crate::store::types::stored_error;
 use crate::store::{Accepted, CountRow, DeadLetter, LastAudit, Leased, Route, SOURCES, StoreError, Via};
 
 /// Connections per instance: enough for the push listener's concurrent commits to share
@@ -43,8 +44,6 @@ use crate::store::{Accepted, CountRow, DeadLetter, LastAudit, Leased, Route, SOU
 const POOL_SIZE: usize = 16;
 /// Longest wait for a connection; a server that takes longer is treated as unreachable.
 const POOL_WAIT: Duration = Duration::from_secs(10);
-/// Longest a failed error text is kept.
-const MAX_ERROR_BYTES: usize = 4096;
 /// Rows deleted per statement when pruning.
 const PRUNE_CHUNK: i64 = 2_000;
 
@@ -227,45 +226,23 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n.max(0)).unwrap_or(0)
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// One leased row (see [`LEASE`]) with its record.
 fn leased(row: &tokio_postgres::Row) -> Result<Leased, tokio_postgres::Error> {
-    let id: String = row.try_get(1)?;
-    let received_via: String = row.try_get(5)?;
-    let subject: String = row.try_get(7)?;
-    let created_raw: String = row.try_get(9)?;
-    let mut record = String::new();
-    write_record(
-        &mut record,
+    Ok(Leased::new(
+        row.try_get(0)?,
+        to_u32(row.try_get(2)?),
+        row.try_get(3)?,
         &RecordFields {
-            id: &id,
+            id: row.try_get(1)?,
             source: row.try_get(4)?,
-            received_via: &received_via,
+            received_via: row.try_get(5)?,
             first_seen_ms: row.try_get(6)?,
-            subject: &subject,
+            subject: row.try_get(7)?,
             subscription_name: row.try_get(8)?,
-            created_raw: &created_raw,
+            created_raw: row.try_get(9)?,
             json: row.try_get(10)?,
         },
-    );
-    Ok(Leased {
-        seq: row.try_get(0)?,
-        id,
-        attempts: to_u32(row.try_get(2)?),
-        enqueued_ms: row.try_get(3)?,
-        subject,
-        created_raw,
-        received_via,
-        record,
-    })
+    ))
 }
 
 /// A batch's new notifications, their outbox rows and (when rows were queued) a `NOTIFY`,
@@ -573,7 +550,7 @@ impl Backend for Postgres {
     }
 
     async fn retry_later(&self, seq: i64, owner: &str, error: &str, next_attempt_ms: i64) -> Result<(), StoreError> {
-        let error = truncate(error, MAX_ERROR_BYTES);
+        let error = stored_error(error);
         self.execute(
             "reschedule a delivery",
             "UPDATE {s}.outbox
@@ -587,7 +564,7 @@ impl Backend for Postgres {
     }
 
     async fn dead_letter(&self, seq: i64, owner: &str, error: &str, now_ms: i64) -> Result<(), StoreError> {
-        let error = truncate(error, MAX_ERROR_BYTES);
+        let error = stored_error(error);
         self.execute(
             "move a delivery to the dead letters",
             "WITH gone AS (

@@ -15,11 +15,9 @@ use rusqlite::{Connection, params};
 
 use super::tx::{for_each_slice, unsynced_tx, write_tx};
 use super::{SOURCES, Store, StoreError};
-use crate::store::record::{RecordFields, push_json_str, write_record};
+use crate::store::record::{RecordFields, push_json_str};
+use crate::store::types::stored_error;
 use crate::store::{DeadLetter, Leased, Route};
-
-/// Longest `last_error` kept; a sink's error body can be large, the operator needs the gist.
-const MAX_ERROR_BYTES: usize = 4096;
 
 /// Replay enqueues one slice of creation time per transaction, so a long range does not
 /// hold the write lock (and stall push) for long.
@@ -163,7 +161,7 @@ impl Store {
         error: &str,
         next_attempt_ms: i64,
     ) -> Result<bool, StoreError> {
-        let error = truncate(error, MAX_ERROR_BYTES);
+        let error = stored_error(error);
         write_tx(&mut self.conn, |tx| {
             tx.prepare_cached(RETRY_LATER)?.execute(params![seq, owner, next_attempt_ms, error])
         })
@@ -175,7 +173,7 @@ impl Store {
     /// `attempts + 1`, `error` and `dead_ms = now_ms`), in one transaction. Returns false
     /// when the row is no longer leased by `owner`.
     pub fn dead_letter(&mut self, seq: i64, owner: &str, error: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let error = truncate(error, MAX_ERROR_BYTES);
+        let error = stored_error(error);
         write_tx(&mut self.conn, |tx| {
             let moved = tx.prepare_cached(DEAD_LETTER_INSERT)?.execute(params![seq, owner, now_ms, error])?;
             if moved == 0 {
@@ -352,34 +350,21 @@ fn lease_in(
         let mut select = tx.prepare_cached(LEASE_SELECT)?;
         let mut rows = select.query(params![sink, now_ms, limit])?;
         while let Some(row) = rows.next()? {
-            let id: String = row.get(1)?;
-            let received_via: String = row.get(5)?;
-            let subject: String = row.get(7)?;
-            let created_raw: String = row.get(9)?;
-            let mut record = String::new();
-            write_record(
-                &mut record,
+            leased.push(Leased::new(
+                row.get(0)?,
+                to_u32(row.get(2)?),
+                row.get(3)?,
                 &RecordFields {
-                    id: &id,
+                    id: row.get_ref(1)?.as_str()?,
                     source: row.get_ref(4)?.as_str()?,
-                    received_via: &received_via,
+                    received_via: row.get_ref(5)?.as_str()?,
                     first_seen_ms: row.get(6)?,
-                    subject: &subject,
+                    subject: row.get_ref(7)?.as_str()?,
                     subscription_name: row.get_ref(8)?.as_str_or_null()?,
-                    created_raw: &created_raw,
+                    created_raw: row.get_ref(9)?.as_str()?,
                     json: row.get_ref(10)?.as_str()?,
                 },
-            );
-            leased.push(Leased {
-                seq: row.get(0)?,
-                id,
-                attempts: to_u32(row.get(2)?),
-                enqueued_ms: row.get(3)?,
-                subject,
-                created_raw,
-                received_via,
-                record,
-            });
+            ));
         }
     }
     // Marked after reading, not while the SELECT is stepping over the same index.
@@ -414,16 +399,4 @@ pub(super) fn json_array(numbers: impl Iterator<Item = i64>) -> String {
 
 fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
 }
