@@ -51,13 +51,9 @@ pub enum Error {
     /// A listener (push, VGS, admin) could not start (the message names its key).
     #[error(transparent)]
     Listener(crate::server::ListenerError),
-    /// `state.url_file` could not be read.
-    #[error("cannot read state.url_file {}: {source}; it must hold the PostgreSQL connection string", path.display())]
-    StateUrl {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// `state.url_file` could not be read (or is empty).
+    #[error(transparent)]
+    StateUrl(crate::config::ConfigError),
     /// An operator's command found no SQLite database at `state.path`.
     #[error("no state database at {} (state.path): the daemon has not run yet", .0.display())]
     NoState(std::path::PathBuf),
@@ -90,11 +86,7 @@ pub fn store_location(config: &Config) -> Result<Location, Error> {
         StateBackend::Sqlite => Ok(Location::Sqlite(config.resolve(&state.path))),
         StateBackend::Postgres => {
             let dsn = match (&state.url_file, &state.url) {
-                (Some(file), _) => {
-                    let path = config.resolve(file);
-                    let text = std::fs::read_to_string(&path).map_err(|source| Error::StateUrl { path, source })?;
-                    text.trim().to_owned()
-                }
+                (Some(file), _) => config.read_secret("state.url_file", file).map_err(Error::StateUrl)?,
                 (None, Some(url)) => url.clone(),
                 // Config::validate refuses this.
                 (None, None) => String::new(),
