@@ -321,20 +321,15 @@ impl Backend for Postgres {
         let created: Vec<i64> = items.iter().map(|n| n.created_ms).collect();
         let raws: Vec<&str> = items.iter().map(|n| n.created_raw).collect();
         let jsons: Vec<&str> = items.iter().map(|n| n.json).collect();
-        // A sink named by several routes gets one row per notification.
-        let mut sinks_of: Vec<(&str, &Route)> = Vec::new();
-        for route in routes.iter() {
-            if !sinks_of.iter().any(|(s, r)| *s == route.sink && r.subjects == route.subjects) {
-                sinks_of.push((&route.sink, route));
-            }
-        }
+        // Each item paired with each sink that takes it; a sink named by several routes
+        // gets one row per notification.
         let (mut pair_sinks, mut pair_ids) = (Vec::new(), Vec::new());
         for n in &items {
             let mut taken: Vec<&str> = Vec::new();
-            for (sink, route) in &sinks_of {
-                if route.matches(n.subject) && !taken.contains(sink) {
-                    taken.push(sink);
-                    pair_sinks.push(*sink);
+            for route in routes.iter().filter(|r| r.matches(n.subject)) {
+                if !taken.contains(&route.sink.as_str()) {
+                    taken.push(&route.sink);
+                    pair_sinks.push(route.sink.as_str());
                     pair_ids.push(n.id);
                 }
             }
