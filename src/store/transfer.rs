@@ -5,8 +5,9 @@
 //!
 //! Invariants: the copy is one PostgreSQL transaction, so a failure leaves the schema as it
 //! was; a schema that already holds notifications is refused (two machines' states are not
-//! merged); the SQLite file is only read, in chunks (memory stays bounded whatever its
-//! size). Stop the daemon that uses the file first.
+//! merged); the SQLite file is read in chunks (memory stays bounded whatever its size) and
+//! not changed, except that a file written by an older cen-poller has its schema brought up
+//! to date on opening, as the daemon would. Stop the daemon that uses the file first.
 
 use std::path::Path;
 
